@@ -1,0 +1,27 @@
+from django.contrib import admin
+
+from models_mgmt.models import AIModel, Provider
+
+
+@admin.register(Provider)
+class ProviderAdmin(admin.ModelAdmin):
+    list_display = ["name", "kind", "base_url", "enabled", "priority"]
+    list_editable = ["enabled", "priority"]
+
+
+@admin.register(AIModel)
+class AIModelAdmin(admin.ModelAdmin):
+    list_display = ["model_id", "provider", "display_name", "model_type", "active", "priority", "load_state"]
+    list_editable = ["active", "priority"]
+    list_filter = ["provider", "active", "source", "model_type"]
+    search_fields = ["model_id", "display_name"]
+    readonly_fields = [
+        "load_state",
+        "load_started_at",
+        "load_error",
+        "state_changed_at",
+        "failure_count",
+        "cooldown_until",
+        "last_error",
+        "created_at",
+    ]

@@ -1,0 +1,91 @@
+from django.http import HttpRequest
+from ninja import Query, Router, Schema
+from ninja.errors import HttpError
+from pydantic import Field
+
+from accounts.auth import api_auth, require_staff
+from models_mgmt import services
+from models_mgmt.schemas import AlternativeOut, ErrorOut, LoadOut, ModelOut, ResetOut, SyncOut, SyncProviderOut
+
+router = Router(tags=["models"], auth=api_auth)
+
+
+class ListParams(Schema):
+    refresh: bool = False
+
+
+class WaitParams(Schema):
+    timeout: float = Field(60, ge=1, le=600, description="Seconds to wait, 1 to 600.")
+
+
+@router.get("", response=list[ModelOut], summary="All models with their live status")
+def list_models(request: HttpRequest, params: Query[ListParams]) -> list[ModelOut]:
+    return [ModelOut.of(s) for s in services.model_list_with_status(refresh=params.refresh)]
+
+
+@router.post("/failures/reset", response={200: ResetOut, 403: ErrorOut}, summary="Forget every failure (staff)")
+def reset_failures(request: HttpRequest) -> ResetOut:
+    require_staff(request)
+    return ResetOut(reset=services.model_failures_reset())
+
+
+@router.post("/sync", response={200: SyncOut, 403: ErrorOut}, summary="Discover models from every server (staff)")
+def sync_models(request: HttpRequest) -> SyncOut:
+    require_staff(request)
+    return SyncOut(providers=[SyncProviderOut.of(r) for r in services.models_sync()])
+
+
+@router.get("/{path:ref}/status", response={200: ModelOut, 404: ErrorOut}, summary="One model's status")
+def model_status(request: HttpRequest, ref: str, params: Query[ListParams]) -> ModelOut:
+    model = services.model_get(ref=ref)
+    return ModelOut.of(services.model_status(model=model, refresh=params.refresh))
+
+
+@router.post(
+    "/{path:ref}/load",
+    response={200: LoadOut, 202: LoadOut, 400: ErrorOut, 404: ErrorOut, 409: ErrorOut, 503: ErrorOut},
+    summary="Start loading a local model (202), or 200 if it is loaded",
+)
+def load_model(request: HttpRequest, ref: str) -> tuple[int, LoadOut]:
+    model = services.model_get(ref=ref)
+    state = services.model_load_start(model=model)
+    return (200 if state == services.Status.LOADED else 202), LoadOut(status=state, model=model.ref)
+
+
+@router.post(
+    "/{path:ref}/wait",
+    response={200: ModelOut, 404: ErrorOut, 409: ModelOut, 504: ModelOut},
+    summary="Wait for a load: 200 loaded, 409 failed or not loading, 504 still loading",
+)
+async def wait_for_load(request: HttpRequest, ref: str, params: Query[WaitParams]) -> tuple[int, ModelOut]:
+    from asgiref.sync import sync_to_async
+
+    model = await sync_to_async(services.model_get)(ref=ref)
+    status = await services.model_wait_for_load(model_id=model.pk, timeout=params.timeout)
+    code = {services.Status.LOADED: 200, services.Status.LOADING: 504}.get(status.status, 409)
+    return code, ModelOut.of(status)
+
+
+@router.post(
+    "/{path:ref}/unload",
+    response={200: ModelOut, 400: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 503: ErrorOut},
+    summary="Unload every instance of a local model (staff)",
+)
+def unload_model(request: HttpRequest, ref: str) -> ModelOut:
+    require_staff(request)
+    model = services.model_get(ref=ref)
+    services.model_unload(model=model)
+    return ModelOut.of(services.model_status(model=model))
+
+
+@router.get(
+    "/{path:ref}/alternative",
+    response={200: AlternativeOut, 404: ErrorOut},
+    summary="The model to use instead of this one, and why",
+)
+def suggest_alternative(request: HttpRequest, ref: str) -> AlternativeOut:
+    model = services.model_get(ref=ref)
+    suggestion = services.model_suggest_alternative(model=model)
+    if suggestion is None:
+        raise HttpError(404, f"No usable alternative to {model.ref} right now.")
+    return AlternativeOut.of(suggestion)

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ModelsMgmtConfig(AppConfig):
+    name = "models_mgmt"
+    verbose_name = "Models"

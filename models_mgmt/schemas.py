@@ -1,0 +1,91 @@
+from datetime import datetime
+
+from ninja import Schema
+
+from models_mgmt.services import ModelStatus, Suggestion, SyncResult
+
+
+class ModelOut(Schema):
+    id: int
+    ref: str
+    provider: str
+    provider_kind: str
+    model_id: str
+    display_name: str
+    model_type: str
+    context_length: int | None
+    size_bytes: int | None
+    is_local: bool
+    active: bool
+    priority: int
+    source: str
+    status: str
+    icon: str
+    reason: str
+    failure_count: int
+    cooldown_until: datetime | None
+
+    @classmethod
+    def of(cls, status: ModelStatus) -> "ModelOut":
+        m = status.model
+        return cls(
+            id=m.pk,
+            ref=m.ref,
+            provider=m.provider.name,
+            provider_kind=m.provider.kind,
+            model_id=m.model_id,
+            display_name=m.name,
+            model_type=m.model_type,
+            context_length=m.context_length,
+            size_bytes=m.size_bytes,
+            is_local=m.is_local,
+            active=m.active,
+            priority=m.priority,
+            source=m.source,
+            status=status.status,
+            icon=status.icon,
+            reason=status.reason,
+            failure_count=m.failure_count,
+            cooldown_until=m.cooldown_until,
+        )
+
+
+class LoadOut(Schema):
+    status: str
+    model: str
+
+
+class AlternativeOut(Schema):
+    model: ModelOut
+    tier: str
+    reason: str
+
+    @classmethod
+    def of(cls, suggestion: Suggestion) -> "AlternativeOut":
+        return cls(model=ModelOut.of(suggestion.status), tier=suggestion.tier, reason=suggestion.reason)
+
+
+class ResetOut(Schema):
+    reset: int
+
+
+class SyncProviderOut(Schema):
+    provider: str
+    ok: bool
+    error: str
+    listed: int
+    added: int
+    updated: int
+    missing: list[str]
+
+    @classmethod
+    def of(cls, result: SyncResult) -> "SyncProviderOut":
+        return cls(**result.__dict__)
+
+
+class SyncOut(Schema):
+    providers: list[SyncProviderOut]
+
+
+class ErrorOut(Schema):
+    detail: str

@@ -1,0 +1,464 @@
+"""The model registry's business logic: live status, discovery, load/unload, failures and alternatives."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from models_mgmt.models import AIModel, LoadState, ModelSource, Provider
+from models_mgmt.runtimes import RuntimeModel, Snapshot, UpstreamError, runtime_for
+
+
+class Status:
+    AVAILABLE = "available"
+    LOADED = "loaded"
+    LOADING = "loading"
+    NOT_LOADED = "not_loaded"
+    FAILED = "failed"
+    NO_KEY = "no_key"
+    UNREACHABLE = "unreachable"
+    INACTIVE = "inactive"
+
+
+STATUS_ICONS = {
+    Status.AVAILABLE: "🌐",
+    Status.LOADED: "✓",
+    Status.LOADING: "🔄",
+    Status.NOT_LOADED: "○",
+    Status.FAILED: "❌",
+    Status.NO_KEY: "❌",
+    Status.UNREACHABLE: "❌",
+    Status.INACTIVE: "❌",
+}
+
+# A load still marked running this long after its own timeout has lost its worker.
+LOAD_GRACE_SECONDS = 30
+
+
+class ModelError(Exception):
+    """A request about a model that cannot be done; `status_code` is the HTTP answer for it."""
+
+    status_code = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ModelNotFound(ModelError):
+    status_code = 404
+
+
+class ModelNotLocal(ModelError):
+    status_code = 400
+
+
+class ModelConflict(ModelError):
+    status_code = 409
+
+
+class RuntimeUnavailable(ModelError):
+    status_code = 503
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    model: AIModel
+    status: str
+    reason: str = ""
+
+    @property
+    def icon(self) -> str:
+        return STATUS_ICONS[self.status]
+
+    @property
+    def label(self) -> str:
+        return self.status.replace("_", " ")
+
+    @property
+    def usable(self) -> bool:
+        return self.status in (Status.AVAILABLE, Status.LOADED, Status.NOT_LOADED)
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    model: AIModel
+    status: ModelStatus
+    tier: str
+    reason: str
+
+
+# --- lookup -------------------------------------------------------------------------------------------
+
+
+def model_get(*, ref: str) -> AIModel:
+    """A model by numeric id or by its public reference `<provider>/<model id>`."""
+    queryset = AIModel.objects.select_related("provider")
+    try:
+        if ref.isdigit():
+            return queryset.get(pk=int(ref))
+        provider_name, _, model_id = ref.partition("/")
+        if model_id:
+            return queryset.get(provider__name=provider_name, model_id=model_id)
+    except AIModel.DoesNotExist:
+        pass
+    raise ModelNotFound(f"No model {ref!r}")
+
+
+# --- snapshots of the servers -------------------------------------------------------------------------
+
+
+def _snapshot_cache_key(provider: Provider) -> str:
+    where = hashlib.sha1(provider.effective_base_url.encode()).hexdigest()[:12]
+    return f"runtime:snapshot:{provider.pk}:{where}"
+
+
+def runtime_snapshot(*, provider: Provider, refresh: bool = False, changed_after: datetime | None = None) -> Snapshot:
+    """The server's model list, from the cache unless asked to refresh or the cached copy predates a
+    change this app made (a load finished in a worker whose cache this process cannot see)."""
+    key = _snapshot_cache_key(provider)
+    snapshot: Snapshot | None = None if refresh else cache.get(key)
+    if snapshot is not None and (changed_after is None or snapshot.fetched_at >= changed_after.timestamp()):
+        return snapshot
+    snapshot = runtime_for(provider).snapshot()
+    cache.set(key, snapshot, settings.MODEL_STATUS_TTL)
+    return snapshot
+
+
+def runtime_snapshot_forget(*, provider: Provider) -> None:
+    cache.delete(_snapshot_cache_key(provider))
+
+
+def _discover(provider: Provider, snapshot: Snapshot, known: dict[str, AIModel]) -> tuple[list[AIModel], int]:
+    """Store what the server lists and the registry lacks; refresh what changed. Returns new rows and
+    the number updated. Writes only when something differs, so a steady refresh costs no write."""
+    new = [_model_from_runtime(provider, rm) for key, rm in snapshot.models.items() if key not in known]
+    if new:
+        AIModel.objects.bulk_create(new, ignore_conflicts=True)
+        new = list(
+            AIModel.objects.select_related("provider").filter(provider=provider, model_id__in=[m.model_id for m in new])
+        )
+    changed = []
+    for key, rm in snapshot.models.items():
+        model = known.get(key)
+        if model is not None and _apply_runtime_facts(model, rm):
+            changed.append(model)
+    if changed:
+        AIModel.objects.bulk_update(changed, ["display_name", "model_type", "context_length", "size_bytes", "details"])
+    return new, len(changed)
+
+
+def _model_from_runtime(provider: Provider, rm: RuntimeModel) -> AIModel:
+    model = AIModel(provider=provider, model_id=rm.key, source=ModelSource.DISCOVERED)
+    _apply_runtime_facts(model, rm)
+    return model
+
+
+def _apply_runtime_facts(model: AIModel, rm: RuntimeModel) -> bool:
+    facts = {
+        "model_type": rm.model_type,
+        "context_length": rm.max_context_length,
+        "size_bytes": rm.size_bytes,
+        "details": rm.details,
+    }
+    if model.source == ModelSource.DISCOVERED:
+        facts["display_name"] = rm.display_name
+    changed = False
+    for name, value in facts.items():
+        if value not in (None, "", {}) and getattr(model, name) != value:
+            setattr(model, name, value)
+            changed = True
+    return changed
+
+
+# --- status -------------------------------------------------------------------------------------------
+
+
+def _state_of(model: AIModel, snapshot: Snapshot | None, now: datetime) -> ModelStatus:
+    def state(status: str, reason: str = "") -> ModelStatus:
+        return ModelStatus(model=model, status=status, reason=reason)
+
+    if not model.active:
+        return state(Status.INACTIVE, "Switched off by an admin")
+    if not model.provider.enabled:
+        return state(Status.INACTIVE, f"Provider {model.provider.name} is disabled")
+    if model.load_state == LoadState.LOADING and model.load_started_at:
+        deadline = model.load_started_at + timedelta(seconds=settings.MODEL_LOAD_TIMEOUT + LOAD_GRACE_SECONDS)
+        if now < deadline:
+            return state(Status.LOADING, f"Load started {int((now - model.load_started_at).total_seconds())} s ago")
+        return state(
+            Status.FAILED,
+            f"The load did not finish within {settings.MODEL_LOAD_TIMEOUT:.0f} s (is the worker running?)",
+        )
+    if model.cooldown_until and model.cooldown_until > now:
+        return state(Status.FAILED, model.last_error or "Recent calls failed; cooling down")
+    if not model.is_local:
+        # Keys arrive with the providers' work; until a model has one, it cannot be called.
+        return state(Status.NO_KEY, f"No API key for {model.provider.get_kind_display()}")
+    if snapshot is None or not snapshot.ok:
+        return state(Status.UNREACHABLE, snapshot.error if snapshot else "Not asked yet")
+    runtime_model = snapshot.models.get(model.model_id)
+    if runtime_model is None:
+        return state(Status.FAILED, f"{model.provider.get_kind_display()} no longer lists this model")
+    if runtime_model.loaded:
+        return state(Status.LOADED)
+    if model.load_state == LoadState.FAILED:
+        return state(Status.FAILED, model.load_error)
+    return state(Status.NOT_LOADED)
+
+
+def model_list_with_status(*, refresh: bool = False, models: Iterable[AIModel] | None = None) -> list[ModelStatus]:
+    """Every model (or the given ones) with its live status. Each local server is asked at most one
+    question, whatever the number of models; new models the servers list are stored on the way."""
+    if models is None:
+        models = AIModel.objects.select_related("provider").all()
+        discover = True
+    else:
+        discover = False
+    models = list(models)
+    by_provider: dict[int, list[AIModel]] = defaultdict(list)
+    for model in models:
+        by_provider[model.provider_id].append(model)
+    providers = Provider.objects.filter(enabled=True) if discover else {m.provider for m in models}
+
+    snapshots: dict[int, Snapshot] = {}
+    for provider in providers:
+        if not provider.is_local or not provider.enabled:
+            continue
+        own = by_provider.get(provider.pk, [])
+        stamps = [m.state_changed_at for m in own if m.state_changed_at]
+        snapshot = runtime_snapshot(provider=provider, refresh=refresh, changed_after=max(stamps, default=None))
+        snapshots[provider.pk] = snapshot
+        if discover and snapshot.ok:
+            new, _ = _discover(provider, snapshot, {m.model_id: m for m in own})
+            models.extend(new)
+
+    now = timezone.now()
+    statuses = [_state_of(m, snapshots.get(m.provider_id), now) for m in models]
+    statuses.sort(key=lambda s: (s.model.provider.name, -s.model.priority, s.model.name.lower()))
+    return statuses
+
+
+def model_status(*, model: AIModel, refresh: bool = False) -> ModelStatus:
+    return model_list_with_status(refresh=refresh, models=[model])[0]
+
+
+# --- failures and cooldowns ---------------------------------------------------------------------------
+
+
+def model_record_failure(*, model: AIModel, reason: str, retryable: bool) -> None:
+    """Count a failure; at MODEL_ALLOWED_FAILS in a row, or at once when retrying cannot help, the model
+    cools down so that nobody sends it work for MODEL_COOLDOWN_SECONDS."""
+    with transaction.atomic():
+        row = AIModel.objects.select_for_update().get(pk=model.pk)
+        row.failure_count += 1
+        row.last_error = reason
+        if not retryable or row.failure_count >= settings.MODEL_ALLOWED_FAILS:
+            row.cooldown_until = timezone.now() + timedelta(seconds=settings.MODEL_COOLDOWN_SECONDS)
+        row.save(update_fields=["failure_count", "last_error", "cooldown_until"])
+    model.failure_count, model.last_error, model.cooldown_until = row.failure_count, row.last_error, row.cooldown_until
+
+
+def model_record_success(*, model: AIModel) -> None:
+    if model.failure_count or model.cooldown_until:
+        AIModel.objects.filter(pk=model.pk).update(failure_count=0, cooldown_until=None, last_error="")
+        model.failure_count, model.cooldown_until, model.last_error = 0, None, ""
+
+
+def model_failures_reset() -> int:
+    """Forget every failure, cooldown and failed load, and every cached server answer."""
+    count = AIModel.objects.filter(
+        Q(failure_count__gt=0) | Q(cooldown_until__isnull=False) | Q(load_state=LoadState.FAILED)
+    ).update(failure_count=0, cooldown_until=None, last_error="", load_error="", load_state=LoadState.IDLE)
+    for provider in Provider.objects.all():
+        runtime_snapshot_forget(provider=provider)
+    return count
+
+
+# --- load and unload ----------------------------------------------------------------------------------
+
+
+def _require_local(model: AIModel) -> None:
+    if not model.is_local:
+        raise ModelNotLocal(f"{model.ref} is a cloud model; only local models are loaded")
+    if not model.active or not model.provider.enabled:
+        raise ModelConflict(f"{model.ref} is switched off")
+
+
+def model_load_start(*, model: AIModel) -> str:
+    """Start loading a local model in the worker and answer at once: "loaded" if it already is,
+    else "loading". Two requests while a load runs start one load."""
+    _require_local(model)
+    current = model_status(model=model)
+    if current.status == Status.LOADED:
+        return Status.LOADED
+    if current.status == Status.UNREACHABLE:
+        raise RuntimeUnavailable(current.reason)
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.MODEL_LOAD_TIMEOUT + LOAD_GRACE_SECONDS)
+    claimed = (
+        AIModel.objects.filter(pk=model.pk)
+        .exclude(load_state=LoadState.LOADING, load_started_at__gt=stale)
+        .update(load_state=LoadState.LOADING, load_started_at=now, load_error="")
+    )
+    if claimed:
+        from models_mgmt.tasks import model_load_task
+
+        model_load_task.delay(model.pk)
+    return Status.LOADING
+
+
+def model_load_run(*, model_id: int) -> None:
+    """The slow part of a load, run by the worker: ask the server and record how it went."""
+    model = AIModel.objects.select_related("provider").get(pk=model_id)
+    if model.load_state != LoadState.LOADING:
+        return  # reset while queued: nobody wants this load any more
+    try:
+        runtime_for(model.provider).load(model.model_id, timeout=settings.MODEL_LOAD_TIMEOUT)
+    except UpstreamError as exc:
+        AIModel.objects.filter(pk=model.pk).update(
+            load_state=LoadState.FAILED, load_error=exc.message, state_changed_at=timezone.now()
+        )
+        # A refused connection is the server's state, not the model's: it does not earn a cooldown.
+        model_record_failure(model=model, reason=f"Load failed: {exc.message}", retryable=exc.retryable)
+    else:
+        AIModel.objects.filter(pk=model.pk).update(
+            load_state=LoadState.IDLE,
+            load_error="",
+            state_changed_at=timezone.now(),
+            failure_count=0,
+            cooldown_until=None,
+            last_error="",
+        )
+    runtime_snapshot_forget(provider=model.provider)
+
+
+async def model_wait_for_load(*, model_id: int, timeout: float, poll_interval: float = 0.25) -> ModelStatus:
+    """Wait until a load ends (loaded or failed) or `timeout` seconds pass; the last status either way.
+    Waits on the database, which the worker writes, so it asks the server only when the load ended."""
+    deadline = time.monotonic() + timeout
+
+    def current() -> ModelStatus:
+        return model_status(model=AIModel.objects.select_related("provider").get(pk=model_id))
+
+    while True:
+        status = await sync_to_async(current)()
+        remaining = deadline - time.monotonic()
+        if status.status != Status.LOADING or remaining <= 0:
+            return status
+        await asyncio.sleep(min(poll_interval, remaining))
+
+
+def model_unload(*, model: AIModel) -> None:
+    """Unload every instance of the model the server holds (LM Studio may hold `key`, `key:2`, …)."""
+    _require_local(model)
+    snapshot = runtime_snapshot(provider=model.provider, refresh=True)
+    if not snapshot.ok:
+        raise RuntimeUnavailable(snapshot.error)
+    runtime_model = snapshot.models.get(model.model_id)
+    if runtime_model is None or not runtime_model.loaded:
+        return
+    try:
+        runtime_for(model.provider).unload(runtime_model.instance_ids)
+    except UpstreamError as exc:
+        if exc.retryable:
+            raise RuntimeUnavailable(exc.message) from None
+        raise ModelConflict(exc.message) from None
+    finally:
+        AIModel.objects.filter(pk=model.pk).update(state_changed_at=timezone.now())
+        runtime_snapshot_forget(provider=model.provider)
+
+
+# --- discovery ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    provider: str
+    ok: bool
+    error: str
+    listed: int
+    added: int
+    updated: int
+    missing: list[str]
+
+
+def models_sync() -> list[SyncResult]:
+    """Ask every enabled local server for its models now and store what is new."""
+    results = []
+    for provider in Provider.objects.filter(enabled=True):
+        if not provider.is_local:
+            continue
+        snapshot = runtime_snapshot(provider=provider, refresh=True)
+        if not snapshot.ok:
+            results.append(SyncResult(provider.name, False, snapshot.error, 0, 0, 0, []))
+            continue
+        known = {m.model_id: m for m in provider.models.select_related("provider")}
+        new, updated = _discover(provider, snapshot, known)
+        missing = sorted(key for key in known if key not in snapshot.models)
+        results.append(SyncResult(provider.name, True, "", len(snapshot.models), len(new), updated, missing))
+    return results
+
+
+# --- alternatives -------------------------------------------------------------------------------------
+
+TIER_REASONS = {
+    "external": "a cloud model with a working key answers at once",
+    "loaded": "a local model already in memory answers at once",
+    "local": "a local model that must be loaded first",
+}
+
+
+def _tier_of(status: ModelStatus) -> str | None:
+    if status.status == Status.AVAILABLE:
+        return "external"
+    if status.model.is_local and status.status == Status.LOADED:
+        return "loaded"
+    if status.model.is_local and status.status == Status.NOT_LOADED:
+        return "local"
+    return None
+
+
+def model_suggest_alternative(*, model: AIModel, statuses: list[ModelStatus] | None = None) -> Suggestion | None:
+    """The model to use instead of `model`: tiers in FALLBACK_ORDER (cloud available, local loaded,
+    local needing a load), never `model` itself nor one failing or cooling down; within a tier by
+    priority, then name. A local model's prompt goes to the cloud only if ALLOW_LOCAL_TO_CLOUD_FALLBACK."""
+    if statuses is None:
+        statuses = model_list_with_status()
+    order = [tier for tier in settings.FALLBACK_ORDER if tier in TIER_REASONS]
+    if model.is_local and not settings.ALLOW_LOCAL_TO_CLOUD_FALLBACK:
+        order = [tier for tier in order if tier != "external"]
+    ranked: list[tuple[int, int, int, str, ModelStatus, str]] = []
+    for status in statuses:
+        candidate = status.model
+        tier = _tier_of(status)
+        if candidate.pk == model.pk or tier not in order or not candidate.can_chat:
+            continue
+        key = (order.index(tier), -candidate.priority, -candidate.provider.priority, candidate.name.lower())
+        ranked.append((*key, status, tier))
+    if not ranked:
+        return None
+    *_, best, tier = min(ranked, key=lambda row: row[:4])
+    return Suggestion(
+        model=best.model,
+        status=best,
+        tier=tier,
+        reason=f"{best.model.name}: {TIER_REASONS[tier]}",
+    )
+
+
+def model_set_active(*, model: AIModel, active: bool) -> None:
+    AIModel.objects.filter(pk=model.pk).update(active=active)
+    model.active = active

@@ -1,0 +1,91 @@
+from collections.abc import Callable
+
+from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from models_mgmt import services
+from models_mgmt.models import AIModel
+
+
+def _table(request: HttpRequest, *, refresh: bool = False, status: int = 200) -> HttpResponse:
+    statuses = services.model_list_with_status(refresh=refresh)
+    template = "models_mgmt/_table.html" if request.htmx else "models_mgmt/models.html"
+    return render(request, template, {"statuses": statuses}, status=status)
+
+
+def _row(request: HttpRequest, model: AIModel, *, error: str = "") -> HttpResponse:
+    status = services.model_status(model=model)
+    if not request.htmx:
+        if error:
+            messages.error(request, error)
+        return redirect("models")
+    return render(request, "models_mgmt/_row.html", {"s": status, "error": error})
+
+
+def _model(pk: int) -> AIModel:
+    return get_object_or_404(AIModel.objects.select_related("provider"), pk=pk)
+
+
+@login_required
+@require_GET
+def models_page(request: HttpRequest) -> HttpResponse:
+    return _table(request, refresh=request.GET.get("refresh") == "1")
+
+
+@login_required
+@require_GET
+def model_row(request: HttpRequest, pk: int) -> HttpResponse:
+    return _row(request, _model(pk))
+
+
+def _act(request: HttpRequest, pk: int, action: Callable[[AIModel], object]) -> HttpResponse:
+    model = _model(pk)
+    try:
+        action(model)
+    except services.ModelError as exc:
+        return _row(request, model, error=exc.message)
+    return _row(request, model)
+
+
+@login_required
+@require_POST
+def model_load(request: HttpRequest, pk: int) -> HttpResponse:
+    return _act(request, pk, lambda m: services.model_load_start(model=m))
+
+
+@staff_member_required
+@require_POST
+def model_unload(request: HttpRequest, pk: int) -> HttpResponse:
+    return _act(request, pk, lambda m: services.model_unload(model=m))
+
+
+@staff_member_required
+@require_POST
+def model_set_active(request: HttpRequest, pk: int) -> HttpResponse:
+    active = request.POST.get("active") == "1"
+    return _act(request, pk, lambda m: services.model_set_active(model=m, active=active))
+
+
+@staff_member_required
+@require_POST
+def failures_reset(request: HttpRequest) -> HttpResponse:
+    count = services.model_failures_reset()
+    messages.success(request, f"Forgot the failures of {count} model(s).")
+    return _table(request, refresh=True) if request.htmx else redirect("models")
+
+
+@staff_member_required
+@require_POST
+def models_sync(request: HttpRequest) -> HttpResponse:
+    for result in services.models_sync():
+        if result.ok:
+            missing = f", {len(result.missing)} no longer listed" if result.missing else ""
+            counts = f"{result.listed} listed, {result.added} new, {result.updated} updated{missing}"
+            messages.success(request, f"{result.provider}: {counts}.")
+        else:
+            messages.error(request, f"{result.provider}: {result.error}")
+    return _table(request) if request.htmx else redirect("models")

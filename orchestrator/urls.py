@@ -1,0 +1,23 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+from accounts import views as accounts_views
+from core import views as core_views
+from orchestrator.api import api
+
+urlpatterns = [
+    # The chat page takes "/" when it exists; until then the models page is home.
+    path("", RedirectView.as_view(pattern_name="models", permanent=False), name="home"),
+    path("models/", include("models_mgmt.urls")),
+    path("settings/", accounts_views.settings_page, name="settings"),
+    path("settings/tokens/", accounts_views.token_create, name="token-create"),
+    path("settings/tokens/<int:token_id>/revoke/", accounts_views.token_revoke, name="token-revoke"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+    path("api/", api.urls),
+    path("healthz", core_views.healthz, name="healthz"),
+    path("readyz", core_views.readyz, name="readyz"),
+]
