@@ -1,5 +1,6 @@
 from django.http import HttpRequest
-from ninja import Query, Router, Schema
+from asgiref.sync import sync_to_async
+from ninja import Query, Router, Schema, Status
 from ninja.errors import HttpError
 from pydantic import Field
 
@@ -46,10 +47,10 @@ def model_status(request: HttpRequest, ref: str, params: Query[ListParams]) -> M
     response={200: LoadOut, 202: LoadOut, 400: ErrorOut, 404: ErrorOut, 409: ErrorOut, 503: ErrorOut},
     summary="Start loading a local model (202), or 200 if it is loaded",
 )
-def load_model(request: HttpRequest, ref: str) -> tuple[int, LoadOut]:
+def load_model(request: HttpRequest, ref: str) -> Status[LoadOut]:
     model = services.model_get(ref=ref)
     state = services.model_load_start(model=model)
-    return (200 if state == services.Status.LOADED else 202), LoadOut(status=state, model=model.ref)
+    return Status(200 if state == services.Status.LOADED else 202, LoadOut(status=state, model=model.ref))
 
 
 @router.post(
@@ -57,13 +58,11 @@ def load_model(request: HttpRequest, ref: str) -> tuple[int, LoadOut]:
     response={200: ModelOut, 404: ErrorOut, 409: ModelOut, 504: ModelOut},
     summary="Wait for a load: 200 loaded, 409 failed or not loading, 504 still loading",
 )
-async def wait_for_load(request: HttpRequest, ref: str, params: Query[WaitParams]) -> tuple[int, ModelOut]:
-    from asgiref.sync import sync_to_async
-
+async def wait_for_load(request: HttpRequest, ref: str, params: Query[WaitParams]) -> Status[ModelOut]:
     model = await sync_to_async(services.model_get)(ref=ref)
     status = await services.model_wait_for_load(model_id=model.pk, timeout=params.timeout)
     code = {services.Status.LOADED: 200, services.Status.LOADING: 504}.get(status.status, 409)
-    return code, ModelOut.of(status)
+    return Status(code, ModelOut.of(status))
 
 
 @router.post(

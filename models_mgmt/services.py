@@ -317,6 +317,7 @@ def model_load_start(*, model: AIModel) -> str:
         from models_mgmt.tasks import model_load_task
 
         model_load_task.delay(model.pk)
+    model.refresh_from_db(fields=["load_state", "load_started_at", "load_error", "state_changed_at"])
     return Status.LOADING
 
 
@@ -377,7 +378,8 @@ def model_unload(*, model: AIModel) -> None:
             raise RuntimeUnavailable(exc.message) from None
         raise ModelConflict(exc.message) from None
     finally:
-        AIModel.objects.filter(pk=model.pk).update(state_changed_at=timezone.now())
+        model.state_changed_at = timezone.now()
+        AIModel.objects.filter(pk=model.pk).update(state_changed_at=model.state_changed_at)
         runtime_snapshot_forget(provider=model.provider)
 
 

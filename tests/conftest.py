@@ -1,0 +1,106 @@
+"""The shared test base: a cast of users (alice owns, bob is staff, charlie is an outsider who must be
+refused), clients authenticated by API token, and the LM Studio emulator on an OS-chosen port."""
+
+from collections.abc import Iterator
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.cache import cache
+from django.test import Client
+
+from accounts.services import api_token_create
+from models_mgmt.models import AIModel, Provider, ProviderKind
+from orchestrator.celery import app as celery_app
+from tests.fakes.lmstudio import FakeLMStudio
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache() -> Iterator[None]:
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _eager_celery() -> Iterator[None]:
+    """Tasks run in-line unless a test starts a real worker (`worker` marker)."""
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = False
+
+
+@pytest.fixture
+def alice(django_user_model: type[User]) -> User:
+    return django_user_model.objects.create_user("alice", password="alice-password-1")
+
+
+@pytest.fixture
+def bob(django_user_model: type[User]) -> User:
+    return django_user_model.objects.create_user("bob", password="bob-password-1", is_staff=True)
+
+
+@pytest.fixture
+def charlie(django_user_model: type[User]) -> User:
+    return django_user_model.objects.create_user("charlie", password="charlie-password-1")
+
+
+def token_client(user: User) -> Client:
+    _, raw = api_token_create(user=user, name="tests")
+    return Client(headers={"Authorization": f"Bearer {raw}"})
+
+
+@pytest.fixture
+def alice_api(alice: User) -> Client:
+    return token_client(alice)
+
+
+@pytest.fixture
+def bob_api(bob: User) -> Client:
+    return token_client(bob)
+
+
+@pytest.fixture
+def alice_web(alice: User) -> Client:
+    client = Client()
+    client.force_login(alice)
+    return client
+
+
+@pytest.fixture
+def bob_web(bob: User) -> Client:
+    client = Client()
+    client.force_login(bob)
+    return client
+
+
+@pytest.fixture
+def lmstudio() -> Iterator[FakeLMStudio]:
+    with FakeLMStudio() as fake:
+        yield fake
+
+
+@pytest.fixture
+def lmstudio_v0() -> Iterator[FakeLMStudio]:
+    with FakeLMStudio(api="v0") as fake:
+        yield fake
+
+
+def point_provider_at(fake: FakeLMStudio) -> Provider:
+    provider, _ = Provider.objects.update_or_create(
+        name="lmstudio", defaults={"kind": ProviderKind.LMSTUDIO, "base_url": fake.url, "enabled": True}
+    )
+    return provider
+
+
+@pytest.fixture
+def provider(db: None, lmstudio: FakeLMStudio) -> Provider:
+    return point_provider_at(lmstudio)
+
+
+@pytest.fixture
+def discovered(provider: Provider) -> dict[str, AIModel]:
+    """The emulator's default models, stored as a first listing stores them."""
+    from models_mgmt.services import model_list_with_status
+
+    model_list_with_status()
+    return {m.model_id: m for m in AIModel.objects.select_related("provider").filter(provider=provider)}
