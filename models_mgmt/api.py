@@ -1,5 +1,5 @@
-from django.http import HttpRequest
 from asgiref.sync import sync_to_async
+from django.http import HttpRequest
 from ninja import Query, Router, Schema, Status
 from ninja.errors import HttpError
 from pydantic import Field

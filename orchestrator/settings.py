@@ -130,6 +130,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_in": str(BROKER_DIR),
         "data_folder_out": str(BROKER_DIR),
         "store_processed": False,
+        "control_folder": str(BROKER_DIR / "control"),
         "polling_interval": 0.2,
     }
     # The file-system transport has no fan-out exchanges, so remote control cannot work on it.

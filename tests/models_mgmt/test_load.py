@@ -1,8 +1,7 @@
 """Load, unload and wait-for-load (tasks run in-line here; test_worker.py uses a real worker)."""
 
-import asyncio
-
 import pytest
+from asgiref.sync import async_to_sync
 from django.utils import timezone
 
 from models_mgmt.models import AIModel, LoadState, Provider
@@ -144,15 +143,13 @@ def test_unload_when_down(discovered: dict[str, AIModel], lmstudio: FakeLMStudio
         model_unload(model=discovered[QWEN])
 
 
-@pytest.mark.django_db(transaction=True)
 def test_wait_returns_at_once_when_loaded(discovered: dict[str, AIModel]) -> None:
-    status = asyncio.run(model_wait_for_load(model_id=discovered[QWEN].pk, timeout=5))
+    status = async_to_sync(model_wait_for_load)(model_id=discovered[QWEN].pk, timeout=5)
     assert status.status == Status.LOADED
 
 
-@pytest.mark.django_db(transaction=True)
 def test_wait_gives_up_after_the_timeout(discovered: dict[str, AIModel]) -> None:
     gemma = discovered[GEMMA]
     AIModel.objects.filter(pk=gemma.pk).update(load_state=LoadState.LOADING, load_started_at=timezone.now())
-    status = asyncio.run(model_wait_for_load(model_id=gemma.pk, timeout=0.3, poll_interval=0.05))
+    status = async_to_sync(model_wait_for_load)(model_id=gemma.pk, timeout=0.3, poll_interval=0.05)
     assert status.status == Status.LOADING

@@ -1,0 +1,127 @@
+"""Real processes for the tests that need them: a Celery worker and the ASGI server, started on the
+test database and broker, ready when they say so (no fixed sleeps), stopped at the end."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def test_database_url() -> str:
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def app_env(**extra: str) -> dict[str, str]:
+    """What a child process needs to see what this test process sees: database, broker, cache."""
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="orchestrator.settings",
+        DATABASE_URL=test_database_url(),
+        CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
+        VAR_DIR=str(settings.VAR_DIR),
+        SECRET_KEY=settings.SECRET_KEY,
+        PYTHONUNBUFFERED="1",
+    )
+    if settings.CELERY_BROKER_URL.startswith("filesystem://"):
+        env["CELERY_FS_BROKER_DIR"] = str(settings.BROKER_DIR)
+    env.update(extra)
+    return env
+
+
+class ManagedProcess:
+    def __init__(self, name: str, args: list[str], env: dict[str, str], ready: str, pass_fds: tuple[int, ...] = ()):
+        self.name = name
+        self.lines: list[str] = []
+        self._ready_pattern = re.compile(ready)
+        self._ready = threading.Event()
+        self._ended = threading.Event()
+        self.process = subprocess.Popen(
+            args, cwd=BASE_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            pass_fds=pass_fds,
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip())
+            if self._ready_pattern.search(line):
+                self._ready.set()
+        self._ended.set()
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        # Wake on the ready line or on the process's end, whichever comes first.
+        while not self._ready.wait(0.1):
+            if self._ended.is_set() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"{self.name} did not start:\n" + "\n".join(self.lines[-40:]))
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+
+@contextmanager
+def celery_worker(**env: str) -> Iterator[ManagedProcess]:
+    worker = ManagedProcess(
+        "celery worker",
+        [sys.executable, "-m", "celery", "-A", "orchestrator", "worker", "--pool", "threads", "--concurrency", "2",
+         "--loglevel", "INFO", "--without-heartbeat", "--without-gossip", "--without-mingle"],
+        app_env(**env),
+        ready=r"celery@\S+ ready",
+    )
+    try:
+        worker.wait_ready()
+        yield worker
+    finally:
+        worker.stop()
+
+
+@contextmanager
+def asgi_server(**env: str) -> Iterator[str]:
+    """uvicorn on a socket this process bound to a port the OS chose, so no port can be taken meanwhile."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    port = sock.getsockname()[1]
+    server = ManagedProcess(
+        "uvicorn",
+        [sys.executable, "-m", "uvicorn", "orchestrator.asgi:application", "--fd", str(sock.fileno()),
+         "--log-level", "info"],
+        app_env(**env),
+        ready=r"Uvicorn running",
+        pass_fds=(sock.fileno(),),
+    )
+    sock.close()
+    try:
+        server.wait_ready()
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
