@@ -14,6 +14,11 @@ from orchestrator.celery import app as celery_app
 from tests.fakes.lmstudio import FakeLMStudio
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests last: they are the slowest, and the quick ones should fail first."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache() -> Iterator[None]:
     cache.clear()

@@ -15,7 +15,9 @@ CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
-@pytest.fixture(scope="session")
+# Module scope: Playwright's sync API keeps an event loop running in this thread while it is open, and
+# Django refuses ORM calls from a thread with a running loop, so it must close before other tests run.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     if not shutil.which(CHROMIUM):
         pytest.fail(f"No Chromium at {CHROMIUM}: `apt-get install -y chromium` (make test does it).")
