@@ -21,7 +21,7 @@ class WaitParams(Schema):
 
 @router.get("", response=list[ModelOut], summary="All models with their live status")
 def list_models(request: HttpRequest, params: Query[ListParams]) -> list[ModelOut]:
-    return [ModelOut.of(s) for s in services.model_list_with_status(refresh=params.refresh)]
+    return [ModelOut.of(s) for s in services.model_list_with_status(user=request.user, refresh=params.refresh)]
 
 
 @router.post("/failures/reset", response={200: ResetOut, 403: ErrorOut}, summary="Forget every failure (staff)")
@@ -33,13 +33,13 @@ def reset_failures(request: HttpRequest) -> ResetOut:
 @router.post("/sync", response={200: SyncOut, 403: ErrorOut}, summary="Discover models from every server (staff)")
 def sync_models(request: HttpRequest) -> SyncOut:
     require_staff(request)
-    return SyncOut(providers=[SyncProviderOut.of(r) for r in services.models_sync()])
+    return SyncOut(providers=[SyncProviderOut.of(r) for r in services.models_sync(user=request.user)])
 
 
 @router.get("/{path:ref}/status", response={200: ModelOut, 404: ErrorOut}, summary="One model's status")
 def model_status(request: HttpRequest, ref: str, params: Query[ListParams]) -> ModelOut:
     model = services.model_get(ref=ref)
-    return ModelOut.of(services.model_status(model=model, refresh=params.refresh))
+    return ModelOut.of(services.model_status(model=model, user=request.user, refresh=params.refresh))
 
 
 @router.post(
@@ -74,7 +74,7 @@ def unload_model(request: HttpRequest, ref: str) -> ModelOut:
     require_staff(request)
     model = services.model_get(ref=ref)
     services.model_unload(model=model)
-    return ModelOut.of(services.model_status(model=model))
+    return ModelOut.of(services.model_status(model=model, user=request.user))
 
 
 @router.get(
@@ -84,7 +84,7 @@ def unload_model(request: HttpRequest, ref: str) -> ModelOut:
 )
 def suggest_alternative(request: HttpRequest, ref: str) -> AlternativeOut:
     model = services.model_get(ref=ref)
-    suggestion = services.model_suggest_alternative(model=model)
+    suggestion = services.model_suggest_alternative(model=model, user=request.user)
     if suggestion is None:
         raise HttpError(404, f"No usable alternative to {model.ref} right now.")
     return AlternativeOut.of(suggestion)

@@ -9,16 +9,24 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from apikeys.models import ApiKey
+from apikeys.services import apikey_for_call, usable_keys_by_provider
 from models_mgmt.models import AIModel, LoadState, ModelSource, Provider
 from models_mgmt.runtimes import RuntimeModel, Snapshot, UpstreamError, runtime_for
+from orchestrator.errors import ServiceError
+
+if TYPE_CHECKING:
+    from completions.adapters import RemoteModel
 
 
 class Status:
@@ -47,14 +55,8 @@ STATUS_ICONS = {
 LOAD_GRACE_SECONDS = 30
 
 
-class ModelError(Exception):
-    """A request about a model that cannot be done; `status_code` is the HTTP answer for it."""
-
-    status_code = 400
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+class ModelError(ServiceError):
+    """A request about a model that cannot be done."""
 
 
 class ModelNotFound(ModelError):
@@ -141,17 +143,19 @@ def runtime_snapshot_forget(*, provider: Provider) -> None:
     cache.delete(_snapshot_cache_key(provider))
 
 
-def _discover(provider: Provider, snapshot: Snapshot, known: dict[str, AIModel]) -> tuple[list[AIModel], int]:
+def _discover(
+    provider: Provider, listed: dict[str, RuntimeModel], known: dict[str, AIModel]
+) -> tuple[list[AIModel], int]:
     """Store what the server lists and the registry lacks; refresh what changed. Returns new rows and
     the number updated. Writes only when something differs, so a steady refresh costs no write."""
-    new = [_model_from_runtime(provider, rm) for key, rm in snapshot.models.items() if key not in known]
+    new = [_model_from_runtime(provider, rm) for key, rm in listed.items() if key not in known]
     if new:
         AIModel.objects.bulk_create(new, ignore_conflicts=True)
         new = list(
             AIModel.objects.select_related("provider").filter(provider=provider, model_id__in=[m.model_id for m in new])
         )
     changed = []
-    for key, rm in snapshot.models.items():
+    for key, rm in listed.items():
         model = known.get(key)
         if model is not None and _apply_runtime_facts(model, rm):
             changed.append(model)
@@ -183,10 +187,29 @@ def _apply_runtime_facts(model: AIModel, rm: RuntimeModel) -> bool:
     return changed
 
 
+def models_store_remote(*, provider: Provider, remote: Iterable[RemoteModel]) -> tuple[int, int]:
+    """Store the models a cloud provider lists (from a key test or Sync): (added, updated)."""
+    listed = {
+        m.id: RuntimeModel(
+            key=m.id,
+            display_name=m.display_name or m.id,
+            model_type="embedding" if "embed" in m.id else "llm",
+            instance_ids=(),
+            max_context_length=m.context_length,
+            size_bytes=None,
+            details=m.details,
+        )
+        for m in remote
+    }
+    known = {m.model_id: m for m in provider.models.select_related("provider")}
+    new, updated = _discover(provider, listed, known)
+    return len(new), updated
+
+
 # --- status -------------------------------------------------------------------------------------------
 
 
-def _state_of(model: AIModel, snapshot: Snapshot | None, now: datetime) -> ModelStatus:
+def _state_of(model: AIModel, snapshot: Snapshot | None, key: ApiKey | None, now: datetime) -> ModelStatus:
     def state(status: str, reason: str = "") -> ModelStatus:
         return ModelStatus(model=model, status=status, reason=reason)
 
@@ -205,8 +228,12 @@ def _state_of(model: AIModel, snapshot: Snapshot | None, now: datetime) -> Model
     if model.cooldown_until and model.cooldown_until > now:
         return state(Status.FAILED, model.last_error or "Recent calls failed; cooling down")
     if not model.is_local:
-        # Keys arrive with the providers' work; until a model has one, it cannot be called.
-        return state(Status.NO_KEY, f"No API key for {model.provider.get_kind_display()}")
+        kind = model.provider.get_kind_display()
+        if key is None:
+            return state(Status.NO_KEY, f"No API key for {kind}: add one on the API keys page")
+        if key.failing_reason:
+            return state(Status.NO_KEY, f"The {kind} key {key.hint} was refused: {key.failing_reason}")
+        return state(Status.AVAILABLE)
     if snapshot is None or not snapshot.ok:
         return state(Status.UNREACHABLE, snapshot.error if snapshot else "Not asked yet")
     runtime_model = snapshot.models.get(model.model_id)
@@ -219,9 +246,13 @@ def _state_of(model: AIModel, snapshot: Snapshot | None, now: datetime) -> Model
     return state(Status.NOT_LOADED)
 
 
-def model_list_with_status(*, refresh: bool = False, models: Iterable[AIModel] | None = None) -> list[ModelStatus]:
-    """Every model (or the given ones) with its live status. Each local server is asked at most one
-    question, whatever the number of models; new models the servers list are stored on the way."""
+def model_list_with_status(
+    *, user: AbstractBaseUser | None = None, refresh: bool = False, models: Iterable[AIModel] | None = None
+) -> list[ModelStatus]:
+    """Every model (or the given ones) with its live status for `user` (whose keys make cloud models
+    available). Each local server is asked at most one question, whatever the number of models; new
+    models the servers list are stored on the way. Cloud servers are not asked: a key test or Sync lists
+    their models, and a failing call marks its model."""
     if models is None:
         models = AIModel.objects.select_related("provider").all()
         discover = True
@@ -242,17 +273,18 @@ def model_list_with_status(*, refresh: bool = False, models: Iterable[AIModel] |
         snapshot = runtime_snapshot(provider=provider, refresh=refresh, changed_after=max(stamps, default=None))
         snapshots[provider.pk] = snapshot
         if discover and snapshot.ok:
-            new, _ = _discover(provider, snapshot, {m.model_id: m for m in own})
+            new, _ = _discover(provider, snapshot.models, {m.model_id: m for m in own})
             models.extend(new)
 
+    keys = usable_keys_by_provider(user=user) if any(not m.is_local for m in models) else {}
     now = timezone.now()
-    statuses = [_state_of(m, snapshots.get(m.provider_id), now) for m in models]
+    statuses = [_state_of(m, snapshots.get(m.provider_id), keys.get(m.provider_id), now) for m in models]
     statuses.sort(key=lambda s: (s.model.provider.name, -s.model.priority, s.model.name.lower()))
     return statuses
 
 
-def model_status(*, model: AIModel, refresh: bool = False) -> ModelStatus:
-    return model_list_with_status(refresh=refresh, models=[model])[0]
+def model_status(*, model: AIModel, user: AbstractBaseUser | None = None, refresh: bool = False) -> ModelStatus:
+    return model_list_with_status(user=user, refresh=refresh, models=[model])[0]
 
 
 # --- failures and cooldowns ---------------------------------------------------------------------------
@@ -397,18 +429,42 @@ class SyncResult:
     missing: list[str]
 
 
-def models_sync() -> list[SyncResult]:
-    """Ask every enabled local server for its models now and store what is new."""
+def _sync_cloud(provider: Provider, user: AbstractBaseUser | None) -> SyncResult | None:
+    from apikeys.crypto import DecryptError
+    from apikeys.services import apikey_plaintext
+    from completions.adapters import ProviderError, adapter_for
+
+    key = apikey_for_call(user=user, provider=provider)
+    if key is None:
+        return None  # nothing to ask with; its models stay as they are
+    known = sorted(provider.models.values_list("model_id", flat=True))
+    try:
+        remote = async_to_sync(adapter_for(provider, apikey_plaintext(key)).list_models)()
+    except ProviderError as exc:
+        return SyncResult(provider.name, False, exc.message, 0, 0, 0, [])
+    except DecryptError as exc:
+        return SyncResult(provider.name, False, str(exc), 0, 0, 0, [])
+    added, updated = models_store_remote(provider=provider, remote=remote)
+    listed = {m.id for m in remote}
+    return SyncResult(provider.name, True, "", len(listed), added, updated, [k for k in known if k not in listed])
+
+
+def models_sync(*, user: AbstractBaseUser | None = None) -> list[SyncResult]:
+    """Ask every enabled server for its models now and store what is new: local servers always, cloud
+    providers for which `user` (or a shared key) has a key."""
     results = []
     for provider in Provider.objects.filter(enabled=True):
         if not provider.is_local:
+            result = _sync_cloud(provider, user)
+            if result is not None:
+                results.append(result)
             continue
         snapshot = runtime_snapshot(provider=provider, refresh=True)
         if not snapshot.ok:
             results.append(SyncResult(provider.name, False, snapshot.error, 0, 0, 0, []))
             continue
         known = {m.model_id: m for m in provider.models.select_related("provider")}
-        new, updated = _discover(provider, snapshot, known)
+        new, updated = _discover(provider, snapshot.models, known)
         missing = sorted(key for key in known if key not in snapshot.models)
         results.append(SyncResult(provider.name, True, "", len(snapshot.models), len(new), updated, missing))
     return results
@@ -433,12 +489,19 @@ def _tier_of(status: ModelStatus) -> str | None:
     return None
 
 
-def model_suggest_alternative(*, model: AIModel, statuses: list[ModelStatus] | None = None) -> Suggestion | None:
+def model_suggest_alternative(
+    *,
+    model: AIModel,
+    user: AbstractBaseUser | None = None,
+    statuses: list[ModelStatus] | None = None,
+    exclude: Iterable[int] = (),
+) -> Suggestion | None:
     """The model to use instead of `model`: tiers in FALLBACK_ORDER (cloud available, local loaded,
     local needing a load), never `model` itself nor one failing or cooling down; within a tier by
     priority, then name. A local model's prompt goes to the cloud only if ALLOW_LOCAL_TO_CLOUD_FALLBACK."""
     if statuses is None:
-        statuses = model_list_with_status()
+        statuses = model_list_with_status(user=user)
+    skip = {model.pk, *exclude}
     order = [tier for tier in settings.FALLBACK_ORDER if tier in TIER_REASONS]
     if model.is_local and not settings.ALLOW_LOCAL_TO_CLOUD_FALLBACK:
         order = [tier for tier in order if tier != "external"]
@@ -446,7 +509,7 @@ def model_suggest_alternative(*, model: AIModel, statuses: list[ModelStatus] | N
     for status in statuses:
         candidate = status.model
         tier = _tier_of(status)
-        if candidate.pk == model.pk or tier not in order or not candidate.can_chat:
+        if candidate.pk in skip or tier not in order or not candidate.can_chat:
             continue
         key = (order.index(tier), -candidate.priority, -candidate.provider.priority, candidate.name.lower())
         ranked.append((*key, status, tier))

@@ -12,13 +12,13 @@ from models_mgmt.models import AIModel
 
 
 def _table(request: HttpRequest, *, refresh: bool = False, status: int = 200) -> HttpResponse:
-    statuses = services.model_list_with_status(refresh=refresh)
+    statuses = services.model_list_with_status(user=request.user, refresh=refresh)
     template = "models_mgmt/_table.html" if request.htmx else "models_mgmt/models.html"
     return render(request, template, {"statuses": statuses}, status=status)
 
 
 def _row(request: HttpRequest, model: AIModel, *, error: str = "") -> HttpResponse:
-    status = services.model_status(model=model)
+    status = services.model_status(model=model, user=request.user)
     if not request.htmx:
         if error:
             messages.error(request, error)
@@ -81,7 +81,7 @@ def failures_reset(request: HttpRequest) -> HttpResponse:
 @staff_member_required
 @require_POST
 def models_sync(request: HttpRequest) -> HttpResponse:
-    for result in services.models_sync():
+    for result in services.models_sync(user=request.user):
         if result.ok:
             missing = f", {len(result.missing)} no longer listed" if result.missing else ""
             counts = f"{result.listed} listed, {result.added} new, {result.updated} updated{missing}"

@@ -3,13 +3,17 @@
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
 
+from apikeys.api import router as keys_router
+from completions.api import router as completions_router
 from models_mgmt.api import router as models_router
-from models_mgmt.services import ModelError
+from orchestrator.errors import ServiceError
 
 api = NinjaAPI(title="AI Orchestrator", version="1", urls_namespace="api")
 api.add_router("/models", models_router)
+api.add_router("/keys", keys_router)
+api.add_router("/completions", completions_router)
 
 
-@api.exception_handler(ModelError)
-def model_error(request: HttpRequest, exc: ModelError) -> HttpResponse:
+@api.exception_handler(ServiceError)
+def service_error(request: HttpRequest, exc: ServiceError) -> HttpResponse:
     return api.create_response(request, {"detail": exc.message}, status=exc.status_code)

@@ -1,6 +1,8 @@
 """The one place outbound HTTP leaves the app: a pooled httpx client per upstream, created once."""
 
+import asyncio
 import threading
+import weakref
 
 import httpx
 from django.conf import settings
@@ -31,3 +33,27 @@ def close_upstream_clients() -> None:
         for client in _clients.values():
             client.close()
         _clients.clear()
+
+
+# An httpx.AsyncClient belongs to the event loop it first ran on; one pool per loop and upstream.
+_async_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, httpx.AsyncClient]]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def upstream_async_client(base_url: str) -> httpx.AsyncClient:
+    """The pooled async client for one upstream on the running loop. Per-request timeouts are set by
+    the caller: a model's first byte and a key test want very different ones."""
+    loop = asyncio.get_running_loop()
+    per_loop = _async_clients.setdefault(loop, {})
+    key = base_url.rstrip("/")
+    client = per_loop.get(key)
+    if client is None or client.is_closed:
+        client = httpx.AsyncClient(
+            base_url=key,
+            timeout=httpx.Timeout(settings.UPSTREAM_READ_TIMEOUT, connect=settings.UPSTREAM_CONNECT_TIMEOUT),
+            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
+            follow_redirects=False,
+        )
+        per_loop[key] = client
+    return client

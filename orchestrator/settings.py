@@ -1,7 +1,9 @@
 """Settings: the environment is read here, once. Everything has a default that runs on one machine
 with nothing else installed (SQLite, local-memory cache, a file-system Celery broker)."""
 
+import base64
 import secrets
+import time
 from pathlib import Path
 
 import environ
@@ -43,6 +45,8 @@ INSTALLED_APPS = [
     "core",
     "accounts",
     "models_mgmt",
+    "apikeys",
+    "completions",
 ]
 
 MIDDLEWARE = [
@@ -136,6 +140,19 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     # The file-system transport has no fan-out exchanges, so remote control cannot work on it.
     CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
 
+# --- Provider keys --------------------------------------------------------------------------------------
+# "id:base64-32-bytes" entries, newest first. Never derived from SECRET_KEY, so leaking one does not leak both.
+KEY_ENCRYPTION_KEYS = env.str("KEY_ENCRYPTION_KEYS", default="")
+KEY_ENCRYPTION_KEYS_FILE = VAR_DIR / "encryption_keys"
+if not KEY_ENCRYPTION_KEYS:
+    if not KEY_ENCRYPTION_KEYS_FILE.exists():
+        KEY_ENCRYPTION_KEYS_FILE.write_text(f"k{int(time.time())}:{base64.b64encode(secrets.token_bytes(32)).decode()}")
+        KEY_ENCRYPTION_KEYS_FILE.chmod(0o600)
+    KEY_ENCRYPTION_KEYS = KEY_ENCRYPTION_KEYS_FILE.read_text().strip()
+    KEY_ENCRYPTION_KEYS_FROM_FILE = True
+else:
+    KEY_ENCRYPTION_KEYS_FROM_FILE = False
+
 # --- Models and local runtimes -------------------------------------------------------------------------
 LMSTUDIO_BASE_URL = env.str("LMSTUDIO_BASE_URL", default="http://localhost:1234")
 LMSTUDIO_API_TOKEN = env.str("LMSTUDIO_API_TOKEN", default="")
@@ -151,6 +168,11 @@ MODEL_COOLDOWN_SECONDS = env.float("MODEL_COOLDOWN_SECONDS", default=30.0)
 MODEL_LOAD_TIMEOUT = env.float("MODEL_LOAD_TIMEOUT", default=300.0)
 UPSTREAM_CONNECT_TIMEOUT = env.float("UPSTREAM_CONNECT_TIMEOUT", default=5.0)
 UPSTREAM_READ_TIMEOUT = env.float("UPSTREAM_READ_TIMEOUT", default=10.0)
+COMPLETION_TIMEOUT = env.float("COMPLETION_TIMEOUT", default=60.0)  # to the first byte of an answer
+COMPLETION_IDLE_TIMEOUT = env.float("COMPLETION_IDLE_TIMEOUT", default=30.0)  # between two stream chunks
+COMPLETION_RETRIES = env.int("COMPLETION_RETRIES", default=1)
+COMPLETION_MAX_RETRY_WAIT = env.float("COMPLETION_MAX_RETRY_WAIT", default=10.0)  # a longer retry-after falls back
+COMPLETION_DEFAULT_MAX_TOKENS = env.int("COMPLETION_DEFAULT_MAX_TOKENS", default=1024)
 FALLBACK_ORDER = env.list("FALLBACK_ORDER", default=["external", "loaded", "local"])
 ALLOW_LOCAL_TO_CLOUD_FALLBACK = env.bool("ALLOW_LOCAL_TO_CLOUD_FALLBACK", default=True)
 

@@ -11,6 +11,7 @@ urlpatterns = [
     # The chat page takes "/" when it exists; until then the models page is home.
     path("", RedirectView.as_view(pattern_name="models", permanent=False), name="home"),
     path("models/", include("models_mgmt.urls")),
+    path("api-keys/", include("apikeys.urls")),
     path("settings/", accounts_views.settings_page, name="settings"),
     path("settings/tokens/", accounts_views.token_create, name="token-create"),
     path("settings/tokens/<int:token_id>/revoke/", accounts_views.token_revoke, name="token-revoke"),

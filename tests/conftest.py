@@ -109,3 +109,12 @@ def discovered(provider: Provider) -> dict[str, AIModel]:
 
     model_list_with_status()
     return {m.model_id: m for m in AIModel.objects.select_related("provider").filter(provider=provider)}
+
+
+def cloud_provider(name: str = "openai", kind: str | None = None, base_url: str = "") -> Provider:
+    """A cloud provider row. Migrations create the usual ones, but a transactional test empties the
+    tables for those after it, so tests ask for what they need."""
+    provider, _ = Provider.objects.update_or_create(
+        name=name, defaults={"kind": kind or name, "base_url": base_url, "enabled": True}
+    )
+    return provider

@@ -5,6 +5,7 @@ from django.test import Client
 from django.utils import timezone
 
 from models_mgmt.models import AIModel, LoadState, Provider
+from tests.conftest import cloud_provider
 from tests.fakes.lmstudio import FakeLMStudio
 
 pytestmark = pytest.mark.django_db
@@ -82,7 +83,7 @@ def test_unknown_model_is_404(alice_api: Client, provider: Provider) -> None:
 
 
 def test_load_of_a_cloud_model_is_400(alice_api: Client, db: None) -> None:
-    openai = Provider.objects.create(kind="openai", name="openai")
+    openai = cloud_provider("openai")
     model = AIModel.objects.create(provider=openai, model_id="gpt-4o-mini")
     response = alice_api.post(f"/api/models/{model.pk}/load")
     assert response.status_code == 400 and "cloud" in response.json()["detail"]
@@ -159,7 +160,7 @@ def test_unload_on_v0_is_409(bob_api: Client, lmstudio_v0: FakeLMStudio, db: Non
 
 
 def test_unload_of_a_cloud_model_is_400(bob_api: Client, db: None) -> None:
-    openai = Provider.objects.create(kind="openai", name="openai")
+    openai = cloud_provider("openai")
     model = AIModel.objects.create(provider=openai, model_id="gpt-4o-mini")
     assert bob_api.post(f"/api/models/{model.pk}/unload").status_code == 400
 

@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from models_mgmt.models import AIModel, LoadState, Provider
+from models_mgmt.models import AIModel, LoadState
 from models_mgmt.services import (
     Status,
     model_failures_reset,
@@ -15,6 +15,7 @@ from models_mgmt.services import (
     model_status,
     model_suggest_alternative,
 )
+from tests.conftest import cloud_provider
 from tests.fakes.lmstudio import FakeLMStudio
 
 pytestmark = pytest.mark.django_db
@@ -98,7 +99,7 @@ def _cloud_available(model: AIModel) -> object:
 def test_cloud_tier_comes_first_by_default_and_can_be_forbidden(
     discovered: dict[str, AIModel], settings
 ) -> None:
-    openai = Provider.objects.create(kind="openai", name="openai")
+    openai = cloud_provider("openai")
     gpt = AIModel.objects.create(provider=openai, model_id="gpt-4o-mini")
     statuses = [s for s in model_list_with_status() if s.model.pk != gpt.pk] + [_cloud_available(gpt)]
     suggestion = model_suggest_alternative(model=discovered[LLAMA], statuses=statuses)

@@ -4,7 +4,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.utils import timezone
 
-from models_mgmt.models import AIModel, LoadState, Provider
+from models_mgmt.models import AIModel, LoadState
 from models_mgmt.services import (
     ModelConflict,
     ModelNotLocal,
@@ -16,7 +16,7 @@ from models_mgmt.services import (
     model_unload,
     model_wait_for_load,
 )
-from tests.conftest import point_provider_at
+from tests.conftest import cloud_provider, point_provider_at
 from tests.fakes.lmstudio import FakeLMStudio
 
 pytestmark = pytest.mark.django_db
@@ -75,7 +75,7 @@ def test_load_again_after_a_failure(discovered: dict[str, AIModel], lmstudio: Fa
 
 
 def test_cloud_model_cannot_be_loaded(db: None) -> None:
-    openai = Provider.objects.create(kind="openai", name="openai")
+    openai = cloud_provider("openai")
     with pytest.raises(ModelNotLocal):
         model_load_start(model=AIModel.objects.create(provider=openai, model_id="gpt-4o-mini"))
 

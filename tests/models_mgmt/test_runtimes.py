@@ -4,7 +4,7 @@ import pytest
 
 from models_mgmt.models import Provider
 from models_mgmt.runtimes import API_V0, API_V1, UnloadUnsupported, UpstreamError, error_message, runtime_for
-from tests.conftest import point_provider_at
+from tests.conftest import cloud_provider, point_provider_at
 from tests.fakes.base import FakeRequest, FakeResponse, FakeServer, json_response
 from tests.fakes.lmstudio import FakeLMStudio
 
@@ -140,6 +140,6 @@ def test_error_message_reads_both_shapes(payload: object, expected: str | None) 
 
 
 def test_cloud_provider_is_not_a_runtime(db: None) -> None:
-    provider = Provider.objects.create(kind="openai", name="openai")
+    provider = cloud_provider("openai")
     with pytest.raises(UpstreamError):
         runtime_for(provider)

@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from models_mgmt.models import AIModel, LoadState, ModelSource, Provider
 from models_mgmt.services import Status, model_list_with_status, model_set_active, model_status, models_sync
+from tests.conftest import cloud_provider
 from tests.fakes.lmstudio import FakeLMStudio
 
 pytestmark = pytest.mark.django_db
@@ -131,7 +132,7 @@ def test_model_gone_from_the_server(discovered: dict[str, AIModel], lmstudio: Fa
 
 
 def test_cloud_model_without_a_key(db: None) -> None:
-    openai = Provider.objects.create(kind="openai", name="openai")
+    openai = cloud_provider("openai")
     model = AIModel.objects.create(provider=openai, model_id="gpt-4o-mini")
     status = model_status(model=model)
     assert status.status == Status.NO_KEY and "API key" in status.reason

@@ -13,6 +13,12 @@ class Command(BaseCommand):
         parser.add_argument("--url", default="http://127.0.0.1:8000/")
 
     def handle(self, *args: object, username: str, url: str, **options: object) -> None:
+        if settings.KEY_ENCRYPTION_KEYS_FROM_FILE:
+            self.stderr.write(
+                "WARNING: KEY_ENCRYPTION_KEYS is not set, so provider keys are encrypted with a key generated "
+                f"into {settings.KEY_ENCRYPTION_KEYS_FILE}. Back that file up (without it stored keys cannot be "
+                "read) or set KEY_ENCRYPTION_KEYS in the environment."
+            )
         users = get_user_model().objects
         admin = users.filter(is_superuser=True).order_by("pk").first()
         if admin is not None:

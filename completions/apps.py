@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class CompletionsConfig(AppConfig):
+    name = "completions"
+    verbose_name = "Completions"
