@@ -205,9 +205,11 @@ class Adapter(ABC):
         self, method: str, path: str, *, body: Any = None, query: dict[str, str] | None = None, first_byte: float
     ) -> AsyncIterator[httpx.Response]:
         client = upstream_async_client(self.base_url)
-        timeout = httpx.Timeout(
-            settings.COMPLETION_IDLE_TIMEOUT, connect=settings.UPSTREAM_CONNECT_TIMEOUT, pool=first_byte
-        )
+        # httpx's read timeout also runs while waiting for the headers, so it cannot be the idle limit
+        # between stream chunks (shorter than the first-byte limit); both are enforced here instead, and
+        # httpx's only backs them up.
+        backstop = max(first_byte, settings.COMPLETION_IDLE_TIMEOUT) + 5
+        timeout = httpx.Timeout(backstop, connect=settings.UPSTREAM_CONNECT_TIMEOUT, pool=first_byte)
         request = client.build_request(method, path, json=body, params=query, headers=self.headers(), timeout=timeout)
         try:
             async with asyncio.timeout(first_byte):
@@ -238,9 +240,9 @@ class Adapter(ABC):
     ) -> Any:
         async with self._exchange(method, path, body=body, query=query, first_byte=first_byte) as response:
             try:
-                async with asyncio.timeout(first_byte):
+                async with asyncio.timeout(settings.COMPLETION_IDLE_TIMEOUT):
                     raw = await response.aread()
-            except TimeoutError:
+            except (TimeoutError, httpx.ReadTimeout):
                 raise self._error("the answer stalled", code=ErrorCode.STALLED) from None
             except httpx.HTTPError:
                 raise self._error(
@@ -266,10 +268,11 @@ class Adapter(ABC):
         async with self._exchange("POST", path, body=body, query=query, first_byte=settings.COMPLETION_TIMEOUT) as r:
             finished = False
             try:
-                async for item in self.stream_items(_sse(r.aiter_lines())):
+                lines = _idle_limited(r.aiter_lines(), settings.COMPLETION_IDLE_TIMEOUT)
+                async for item in self.stream_items(_sse(lines)):
                     finished = finished or isinstance(item, Finish)
                     yield item
-            except httpx.ReadTimeout:
+            except (httpx.ReadTimeout, TimeoutError):
                 raise self._error(
                     f"the stream stalled for {settings.COMPLETION_IDLE_TIMEOUT:g} s", code=ErrorCode.STALLED
                 ) from None
@@ -279,6 +282,18 @@ class Adapter(ABC):
                 raise self._error("sent a stream event that could not be read", code=ErrorCode.BAD_RESPONSE) from None
             if not finished:
                 raise self._error("the stream ended before it was complete", code=ErrorCode.STREAM_CUT)
+
+
+async def _idle_limited(lines: AsyncIterator[str], idle: float) -> AsyncIterator[str]:
+    """The lines, failing with TimeoutError when none comes for `idle` seconds."""
+    iterator = aiter(lines)
+    while True:
+        try:
+            async with asyncio.timeout(idle):
+                line = await anext(iterator)
+        except StopAsyncIteration:
+            return
+        yield line
 
 
 async def _sse(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str | None, str]]:
@@ -310,6 +325,8 @@ OPENAI_FINISH = {"stop": "stop", "length": "length", "content_filter": "content_
 
 class OpenAIAdapter(Adapter):
     label = "OpenAI"
+    # Asks for a usage chunk at the end of a stream; servers with a strict schema refuse the field.
+    stream_usage_option = True
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
@@ -318,7 +335,7 @@ class OpenAIAdapter(Adapter):
         self, model: str, messages: list[Message], params: ChatParams, stream: bool
     ) -> tuple[str, dict[str, Any], dict[str, str]]:
         body: dict[str, Any] = {"model": model, "messages": messages, "stream": stream}
-        if stream:
+        if stream and self.stream_usage_option:
             body["stream_options"] = {"include_usage": True}
         for name in ("max_tokens", "temperature", "top_p", "stop"):
             value = getattr(params, name)
@@ -363,6 +380,10 @@ class OpenAIAdapter(Adapter):
         code = _status_code_class(status)
         if "insufficient_quota" in kind or "billing" in kind:
             code = ErrorCode.QUOTA
+        elif (
+            status == 429 and not _retry_after(headers) and re.search(r"quota|usage limit|billing|spend", message, re.I)
+        ):
+            code = ErrorCode.QUOTA  # a spent allowance, not a burst: waiting a second will not help
         elif "model_not_found" in kind or "invalid_model" in kind:
             code = ErrorCode.NOT_FOUND
         elif "context_length_exceeded" in kind or (
@@ -390,6 +411,13 @@ def _openai_usage(usage: Any) -> Usage | None:
     if not isinstance(usage, dict):
         return None
     return Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+
+
+class MistralAdapter(OpenAIAdapter):
+    """OpenAI's wire format, but a strict schema: `stream_options` is refused (usage comes in the last chunk)."""
+
+    label = "Mistral"
+    stream_usage_option = False
 
 
 class GensparkAdapter(OpenAIAdapter):
@@ -634,6 +662,8 @@ def adapter_for(provider: Provider, api_key: str | None) -> Adapter:
         return AnthropicAdapter(base_url=base_url, api_key=api_key)
     if kind == ProviderKind.GOOGLE:
         return GeminiAdapter(base_url=base_url, api_key=api_key)
+    if kind == ProviderKind.MISTRAL:
+        return MistralAdapter(base_url=base_url, api_key=api_key)
     if kind == ProviderKind.GENSPARK:
         return GensparkAdapter(base_url=base_url, api_key=api_key)
     return OpenAIAdapter(base_url=base_url, api_key=api_key, label=provider.get_kind_display())

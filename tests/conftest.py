@@ -20,6 +20,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _fast_password_hashing(request: pytest.FixtureRequest, settings) -> None:  # noqa: ANN001
+    """PBKDF2 at full strength costs a third of a second per user; the cast needs no such strength.
+    Browser tests keep the default: the server process they log in to must verify the same hash."""
+    if request.node.get_closest_marker("browser") is None:
+        settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _isolated_cache() -> Iterator[None]:
     cache.clear()
     yield

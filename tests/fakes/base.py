@@ -97,6 +97,9 @@ class _HTTPServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, like real servers; clients pool connections
+    # Headers and body go out in separate writes; with Nagle on, a pooled connection waits ~40 ms for the
+    # client's delayed ACK before the body leaves, on every response.
+    disable_nagle_algorithm = True
     server_version = "FakeServer"
     sys_version = ""
     server: _HTTPServer

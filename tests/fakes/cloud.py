@@ -1,5 +1,8 @@
 """Shared machinery of the cloud LLM emulators (OpenAI, Mistral, Anthropic, Gemini).
 
+Base URLs to give an adapter (the prefix each provider's SDK puts in its default base URL):
+``FakeOpenAI`` and ``FakeMistral``: ``f"{fake.url}/v1"``; ``FakeAnthropic`` and ``FakeGemini``: ``fake.url``.
+
 ``CloudFake`` owns everything that is the same for every provider: API keys and models, the chat
 request log, the deterministic echo reply and the fault queue. A provider subclass only describes
 its wire format through a handful of hooks (see "provider hooks" below).
@@ -132,6 +135,10 @@ def new_id(prefix: str = "", length: int = 24) -> str:
     return f"{prefix}{uuid.uuid4().hex[:length]}"
 
 
+def _str_or_none(value: str | float | None) -> str | None:
+    return None if value is None else str(value)
+
+
 def _positive_int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
@@ -172,7 +179,7 @@ class CloudFake(FakeServer):
 
     # -- fault switches ----------------------------------------------------
     def fail(self, fault: Fault | str, times: int | None = None, model: str | None = None, *,
-             retry_after: str | None = "1", retry_after_ms: str | None = None) -> None:
+             retry_after: str | float | None = "1", retry_after_ms: str | float | None = None) -> None:
         """Queue ``fault`` for the next chat requests (of ``model`` only, if given).
 
         ``times=None`` keeps it until ``clear_faults()``; queued faults apply in order, so
@@ -182,7 +189,8 @@ class CloudFake(FakeServer):
         if times is not None and times < 1:
             raise ValueError("times must be None or >= 1")
         with self._cond:
-            self._faults.append(QueuedFault(Fault(fault), times, model, retry_after, retry_after_ms))
+            self._faults.append(QueuedFault(Fault(fault), times, model, _str_or_none(retry_after),
+                                            _str_or_none(retry_after_ms)))
 
     def clear_faults(self) -> None:
         """Forget every queued fault and let connections held by "timeout"/"stall" go (they are dropped)."""
@@ -241,8 +249,9 @@ class CloudFake(FakeServer):
             self._last_chat_body = None if body is ... else body
             self._cond.notify_all()
             queued = self._take_fault(model)
+            release = self._release  # read with the fault, so a clear_faults() from now on frees this request
         if queued is not None:
-            return self._faulty(queued, req, fields, model, stream)
+            return self._faulty(queued, req, fields, model, stream, release)
         if denied := self.authorize(req):
             return denied
         if not isinstance(body, dict):
@@ -267,17 +276,15 @@ class CloudFake(FakeServer):
                 return queued
         return None
 
-    def _hold(self) -> None:
-        """Keep a connection silent until stop(), clear_faults() or ``hold_seconds``."""
+    def _hold(self, release: int) -> None:
+        """Keep a connection silent until stop(), a clear_faults() after ``release`` or ``hold_seconds``."""
         with self._cond:
-            release = self._release
             self._cond.wait_for(lambda: self.stopping.is_set() or self._release != release, self.hold_seconds)
 
     def _reply(self, model: str, given: ChatInput) -> Reply:
         words = f"Echo from {model}: {given.last_user}".split()
         truncated = given.max_tokens is not None and given.max_tokens < len(words)
-        if given.max_tokens is not None and truncated:
-            words = words[:given.max_tokens]
+        words = words[:given.max_tokens] if truncated else words
         prompt_tokens = sum(len(t.split()) for t in given.texts)
         return Reply(new_id(self.id_prefix), model, tuple(words), truncated, prompt_tokens)
 
@@ -287,18 +294,18 @@ class CloudFake(FakeServer):
             resp.headers["Content-Type"] = plan.content_type
         return resp
 
-    def _stalled(self, events: list[Any]) -> Iterator[Any]:
+    def _stalled(self, events: list[Any], release: int) -> Iterator[Any]:
         yield from events
-        self._hold()
+        self._hold(release)
         yield _NEVER_SENT
 
     def _faulty(self, queued: QueuedFault, req: FakeRequest, body: dict[str, Any], model: str,
-                stream: bool) -> FakeResponse:
+                stream: bool, release: int) -> FakeResponse:
         fault = queued.fault
         if fault is Fault.REFUSE:
             return dropped()
         if fault is Fault.TIMEOUT:
-            self._hold()
+            self._hold(release)
             return dropped()
         if fault is Fault.ERROR_EVENT and not stream:
             fault = Fault.OVERLOADED
@@ -308,7 +315,7 @@ class CloudFake(FakeServer):
         if not stream:
             if fault is Fault.MALFORMED:
                 return raw_response("<html><body>upstream hiccup</body></html>", content_type="application/json")
-            body_gen = self._stalled([]) if fault is Fault.STALL else iter([_NEVER_SENT])
+            body_gen = self._stalled([], release) if fault is Fault.STALL else iter([_NEVER_SENT])
             headers = {"Content-Type": "application/json"}
             return FakeResponse(200, b"", headers, body_gen, self.chunk_delay, cut_after=0)
         # The stream faults break an otherwise normal reply, so build one from whatever was sent.
@@ -321,7 +328,7 @@ class CloudFake(FakeServer):
         if fault is Fault.ERROR_EVENT:
             return self._stream([*head, plan.error], plan)
         if fault is Fault.STALL:
-            return self._stream(self._stalled(head), plan, cut_after=len(head))
+            return self._stream(self._stalled(head, release), plan, cut_after=len(head))
         return self._stream([*head, _NEVER_SENT], plan, cut_after=len(head))  # Fault.CUT
 
     # -- provider hooks --------------------------------------------------------
