@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test test-fast lint emulator bench clean browser-deps
+.PHONY: run test test-fast lint emulator emulators clean browser-deps
 
 # The virtual environment is rebuilt when a requirements file changes.
 $(BIN)/.runtime: requirements.txt
@@ -44,6 +44,10 @@ lint: $(BIN)/.dev
 # A stand-in LM Studio on its default port, for trying the app without one.
 emulator: $(BIN)/.dev
 	$(BIN)/python -m tests.fakes.lmstudio --port 1234
+
+# Every emulator (LM Studio and the cloud providers); prints the environment for `make run`.
+emulators: $(BIN)/.dev
+	$(BIN)/python -m tests.fakes.serve_all
 
 clean:
 	rm -rf $(VENV) var/test-db.sqlite3 .pytest_cache .coverage test-artifacts

@@ -53,7 +53,12 @@ class ManagedProcess:
         self._ready = threading.Event()
         self._ended = threading.Event()
         self.process = subprocess.Popen(
-            args, cwd=BASE_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            args,
+            cwd=BASE_DIR,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
             pass_fds=pass_fds,
         )
         threading.Thread(target=self._read, daemon=True).start()
@@ -91,8 +96,23 @@ class ManagedProcess:
 def celery_worker(**env: str) -> Iterator[ManagedProcess]:
     worker = ManagedProcess(
         "celery worker",
-        [sys.executable, "-m", "celery", "-A", "orchestrator", "worker", "--pool", "threads", "--concurrency", "2",
-         "--loglevel", "INFO", "--without-heartbeat", "--without-gossip", "--without-mingle"],
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "orchestrator",
+            "worker",
+            "--pool",
+            "threads",
+            "--concurrency",
+            "2",
+            "--loglevel",
+            "INFO",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+        ],
         app_env(**env),
         ready=r"celery@\S+ ready",
     )
@@ -113,8 +133,16 @@ def asgi_server(**env: str) -> Iterator[str]:
     port = sock.getsockname()[1]
     server = ManagedProcess(
         "uvicorn",
-        [sys.executable, "-m", "uvicorn", "orchestrator.asgi:application", "--fd", str(sock.fileno()),
-         "--log-level", "info"],
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "orchestrator.asgi:application",
+            "--fd",
+            str(sock.fileno()),
+            "--log-level",
+            "info",
+        ],
         app_env(**env),
         ready=r"Uvicorn running",
         pass_fds=(sock.fileno(),),

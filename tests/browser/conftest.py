@@ -28,8 +28,14 @@ def browser() -> Iterator[object]:
             executable_path=CHROMIUM,
             headless=True,
             # The machine has no network: without these Chromium keeps dialling Google's hosts.
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
         )
         yield browser
         browser.close()

@@ -37,8 +37,13 @@ class FakeAnthropic(CloudFake):
     context_window = 200_000
     id_prefix = "msg_01"
 
-    def __init__(self, keys: Iterable[str] | None = None, models: Iterable[str] | None = None,
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        keys: Iterable[str] | None = None,
+        models: Iterable[str] | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
         super().__init__(keys, models, host, port)
         self.route("POST", "/v1/messages", self.chat)
         self.route("GET", "/v1/models", self.api(self._list_models))
@@ -74,8 +79,10 @@ class FakeAnthropic(CloudFake):
         if not isinstance(messages, list) or not messages:
             return self.invalid("messages: at least one message is required")
         if any(isinstance(m, dict) and m.get("role") == "system" for m in messages):
-            return self.invalid('messages: Unexpected role "system". The Messages API accepts a top-level '
-                                '`system` parameter, not "system" as an input message role.')
+            return self.invalid(
+                'messages: Unexpected role "system". The Messages API accepts a top-level '
+                '`system` parameter, not "system" as an input message role.'
+            )
         return None if self.known(model) else self.error(Fault.NOT_FOUND, req, model)
 
     def chat_input(self, body: dict[str, Any]) -> ChatInput:
@@ -89,35 +96,71 @@ class FakeAnthropic(CloudFake):
         return "max_tokens" if reply.truncated else "end_turn"
 
     def complete(self, reply: Reply, body: dict[str, Any]) -> FakeResponse:
-        return json_response({
-            "id": reply.id, "type": "message", "role": "assistant", "model": reply.model,
-            "content": [{"type": "text", "text": reply.text}], "stop_reason": self._stop_reason(reply),
-            "stop_sequence": None,
-            "usage": {"input_tokens": reply.prompt_tokens, "output_tokens": reply.output_tokens,
-                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
-        }, headers={"request-id": new_id("req_011", 21)})
+        return json_response(
+            {
+                "id": reply.id,
+                "type": "message",
+                "role": "assistant",
+                "model": reply.model,
+                "content": [{"type": "text", "text": reply.text}],
+                "stop_reason": self._stop_reason(reply),
+                "stop_sequence": None,
+                "usage": {
+                    "input_tokens": reply.prompt_tokens,
+                    "output_tokens": reply.output_tokens,
+                    "cache_creation_input_tokens": 0,
+                    "cache_read_input_tokens": 0,
+                },
+            },
+            headers={"request-id": new_id("req_011", 21)},
+        )
 
     def stream_plan(self, reply: Reply, req: FakeRequest, body: dict[str, Any]) -> StreamPlan:
-        message = {"id": reply.id, "type": "message", "role": "assistant", "model": reply.model, "content": [],
-                   "stop_reason": None, "stop_sequence": None,
-                   "usage": {"input_tokens": reply.prompt_tokens, "output_tokens": 1}}
-        head = [_event({"type": "message_start", "message": message}),
-                _event({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
-                _event({"type": "ping"})]
-        texts = [_event({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}})
-                 for p in reply.pieces]
-        tail = [_event({"type": "content_block_stop", "index": 0}),
-                _event({"type": "message_delta", "delta": {"stop_reason": self._stop_reason(reply),
-                                                           "stop_sequence": None},
-                        "usage": {"output_tokens": reply.output_tokens}}),
-                _event({"type": "message_stop"})]
+        message = {
+            "id": reply.id,
+            "type": "message",
+            "role": "assistant",
+            "model": reply.model,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {"input_tokens": reply.prompt_tokens, "output_tokens": 1},
+        }
+        head = [
+            _event({"type": "message_start", "message": message}),
+            _event({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+            _event({"type": "ping"}),
+        ]
+        texts = [
+            _event({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}})
+            for p in reply.pieces
+        ]
+        tail = [
+            _event({"type": "content_block_stop", "index": 0}),
+            _event(
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": self._stop_reason(reply), "stop_sequence": None},
+                    "usage": {"output_tokens": reply.output_tokens},
+                }
+            ),
+            _event({"type": "message_stop"}),
+        ]
         error = _event({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
         garbage = b'event: content_block_delta\ndata: {"type": "content_block_delta", "index": 0, "delta": {\n\n'
         return StreamPlan(head, texts, tail, error, garbage)
 
-    def error(self, fault: Fault, req: FakeRequest, model: str, *, retry_after: str | None = "1",
-              retry_after_ms: str | None = None, tokens: int | None = None, limit: int | None = None,
-              ) -> FakeResponse:
+    def error(
+        self,
+        fault: Fault,
+        req: FakeRequest,
+        model: str,
+        *,
+        retry_after: str | None = "1",
+        retry_after_ms: str | None = None,
+        tokens: int | None = None,
+        limit: int | None = None,
+    ) -> FakeResponse:
         match fault:
             case Fault.AUTH:
                 return self.err(401, "authentication_error", "invalid x-api-key")
@@ -127,13 +170,23 @@ class FakeAnthropic(CloudFake):
                 tokens, limit = self.context_numbers(tokens, limit)
                 return self.invalid(f"prompt is too long: {tokens} tokens > {limit} maximum")
             case Fault.RATE_LIMIT:
-                headers = {k: v for k, v in (("retry-after", retry_after), ("retry-after-ms", retry_after_ms))
-                           if v is not None}
-                return self.err(429, "rate_limit_error", "This request would exceed the rate limit for your "
-                                "organization of 50 requests per minute. Please try again later.", headers)
+                headers = {
+                    k: v for k, v in (("retry-after", retry_after), ("retry-after-ms", retry_after_ms)) if v is not None
+                }
+                return self.err(
+                    429,
+                    "rate_limit_error",
+                    "This request would exceed the rate limit for your "
+                    "organization of 50 requests per minute. Please try again later.",
+                    headers,
+                )
             case Fault.QUOTA:
-                return self.err(429, "rate_limit_error", "You have reached your specified API usage limits. "
-                                "You will regain access on 2099-01-01 at 00:00 UTC.")
+                return self.err(
+                    429,
+                    "rate_limit_error",
+                    "You have reached your specified API usage limits. "
+                    "You will regain access on 2099-01-01 at 00:00 UTC.",
+                )
             case Fault.SERVER_ERROR:
                 return self.err(500, "api_error", "Internal server error")
             case Fault.UNAVAILABLE:
@@ -146,8 +199,12 @@ class FakeAnthropic(CloudFake):
 
     # -- models ----------------------------------------------------------------
     def _entry(self, model: str) -> dict[str, Any]:
-        return {"type": "model", "id": model, "display_name": display_name(model, _NAMES),
-                "created_at": _CREATED.get(model, "2025-01-01T00:00:00Z")}
+        return {
+            "type": "model",
+            "id": model,
+            "display_name": display_name(model, _NAMES),
+            "created_at": _CREATED.get(model, "2025-01-01T00:00:00Z"),
+        }
 
     def _list_models(self, req: FakeRequest) -> FakeResponse:
         models = list(self.models)
@@ -159,8 +216,14 @@ class FakeAnthropic(CloudFake):
             return self.invalid("limit: Input should be between 1 and 1000")
         after = req.query.get("after_id")
         page, has_more = paginate(models, limit, models.index(after) + 1 if after in models else 0)
-        return json_response({"data": [self._entry(m) for m in page], "has_more": has_more,
-                              "first_id": page[0] if page else None, "last_id": page[-1] if page else None})
+        return json_response(
+            {
+                "data": [self._entry(m) for m in page],
+                "has_more": has_more,
+                "first_id": page[0] if page else None,
+                "last_id": page[-1] if page else None,
+            }
+        )
 
     def _get_model(self, req: FakeRequest) -> FakeResponse:
         model = req.params["model"]

@@ -245,8 +245,9 @@ class FakeServer:
         self._httpd = _HTTPServer(self)
         self.port = self._httpd.server_address[1]
         # Short poll interval: shutdown() (stop / set_down) returns within ~50 ms.
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,),
-                                        name=f"{type(self).__name__}:{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, args=(0.05,), name=f"{type(self).__name__}:{self.port}", daemon=True
+        )
         self._thread.start()
 
     def _close(self) -> None:

@@ -64,8 +64,18 @@ class Fault(StrEnum):
 
 
 # Faults answered with the provider's HTTP error instead of a reply.
-HTTP_FAULTS = frozenset({Fault.AUTH, Fault.NOT_FOUND, Fault.RATE_LIMIT, Fault.QUOTA, Fault.SERVER_ERROR,
-                         Fault.UNAVAILABLE, Fault.OVERLOADED, Fault.CONTEXT})
+HTTP_FAULTS = frozenset(
+    {
+        Fault.AUTH,
+        Fault.NOT_FOUND,
+        Fault.RATE_LIMIT,
+        Fault.QUOTA,
+        Fault.SERVER_ERROR,
+        Fault.UNAVAILABLE,
+        Fault.OVERLOADED,
+        Fault.CONTEXT,
+    }
+)
 FEW = 2  # text events a broken stream delivers before it breaks: enough to show partial output
 _NEVER_SENT = b"-"  # base._send drops the connection when it pulls the chunk after ``cut_after``
 
@@ -163,8 +173,13 @@ class CloudFake(FakeServer):
     context_window: ClassVar[int] = 128_000  # quoted by the context-length error of the "context" fault
     id_prefix: ClassVar[str] = ""
 
-    def __init__(self, keys: Iterable[str] | None = None, models: Iterable[str] | None = None,
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        keys: Iterable[str] | None = None,
+        models: Iterable[str] | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
         super().__init__(host, port)
         self.keys: set[str] = {"test-key"} if keys is None else set(keys)
         self.models: list[str] = list(self.default_models if models is None else models)
@@ -178,8 +193,15 @@ class CloudFake(FakeServer):
         self._release = 0  # bumped to let held connections go
 
     # -- fault switches ----------------------------------------------------
-    def fail(self, fault: Fault | str, times: int | None = None, model: str | None = None, *,
-             retry_after: str | float | None = "1", retry_after_ms: str | float | None = None) -> None:
+    def fail(
+        self,
+        fault: Fault | str,
+        times: int | None = None,
+        model: str | None = None,
+        *,
+        retry_after: str | float | None = "1",
+        retry_after_ms: str | float | None = None,
+    ) -> None:
         """Queue ``fault`` for the next chat requests (of ``model`` only, if given).
 
         ``times=None`` keeps it until ``clear_faults()``; queued faults apply in order, so
@@ -189,8 +211,9 @@ class CloudFake(FakeServer):
         if times is not None and times < 1:
             raise ValueError("times must be None or >= 1")
         with self._cond:
-            self._faults.append(QueuedFault(Fault(fault), times, model, _str_or_none(retry_after),
-                                            _str_or_none(retry_after_ms)))
+            self._faults.append(
+                QueuedFault(Fault(fault), times, model, _str_or_none(retry_after), _str_or_none(retry_after_ms))
+            )
 
     def clear_faults(self) -> None:
         """Forget every queued fault and let connections held by "timeout"/"stall" go (they are dropped)."""
@@ -227,8 +250,10 @@ class CloudFake(FakeServer):
     # -- plumbing for subclasses ---------------------------------------------
     def api(self, fn: Route) -> Route:
         """Wrap a non-chat route with the provider's auth check."""
+
         def guarded(req: FakeRequest) -> FakeResponse:
             return self.authorize(req) or fn(req)
+
         return guarded
 
     @staticmethod
@@ -284,7 +309,7 @@ class CloudFake(FakeServer):
     def _reply(self, model: str, given: ChatInput) -> Reply:
         words = f"Echo from {model}: {given.last_user}".split()
         truncated = given.max_tokens is not None and given.max_tokens < len(words)
-        words = words[:given.max_tokens] if truncated else words
+        words = words[: given.max_tokens] if truncated else words
         prompt_tokens = sum(len(t.split()) for t in given.texts)
         return Reply(new_id(self.id_prefix), model, tuple(words), truncated, prompt_tokens)
 
@@ -299,8 +324,9 @@ class CloudFake(FakeServer):
         self._hold(release)
         yield _NEVER_SENT
 
-    def _faulty(self, queued: QueuedFault, req: FakeRequest, body: dict[str, Any], model: str,
-                stream: bool, release: int) -> FakeResponse:
+    def _faulty(
+        self, queued: QueuedFault, req: FakeRequest, body: dict[str, Any], model: str, stream: bool, release: int
+    ) -> FakeResponse:
         fault = queued.fault
         if fault is Fault.REFUSE:
             return dropped()
@@ -310,8 +336,7 @@ class CloudFake(FakeServer):
         if fault is Fault.ERROR_EVENT and not stream:
             fault = Fault.OVERLOADED
         if fault in HTTP_FAULTS:
-            return self.error(fault, req, model, retry_after=queued.retry_after,
-                              retry_after_ms=queued.retry_after_ms)
+            return self.error(fault, req, model, retry_after=queued.retry_after, retry_after_ms=queued.retry_after_ms)
         if not stream:
             if fault is Fault.MALFORMED:
                 return raw_response("<html><body>upstream hiccup</body></html>", content_type="application/json")
@@ -358,9 +383,17 @@ class CloudFake(FakeServer):
     def stream_plan(self, reply: Reply, req: FakeRequest, body: dict[str, Any]) -> StreamPlan:
         raise NotImplementedError
 
-    def error(self, fault: Fault, req: FakeRequest, model: str, *, retry_after: str | None = "1",
-              retry_after_ms: str | None = None, tokens: int | None = None, limit: int | None = None,
-              ) -> FakeResponse:
+    def error(
+        self,
+        fault: Fault,
+        req: FakeRequest,
+        model: str,
+        *,
+        retry_after: str | None = "1",
+        retry_after_ms: str | None = None,
+        tokens: int | None = None,
+        limit: int | None = None,
+    ) -> FakeResponse:
         """The provider's error response for one of ``HTTP_FAULTS`` (also used for real bad keys etc.)."""
         raise NotImplementedError
 
@@ -388,7 +421,7 @@ class CloudFake(FakeServer):
 
 def paginate(items: list[Any], size: int, start: int) -> tuple[list[Any], bool]:
     """One page of ``items`` from index ``start``, and whether more follow."""
-    page = items[start:start + size]
+    page = items[start : start + size]
     return page, start + size < len(items)
 
 

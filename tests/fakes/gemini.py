@@ -32,8 +32,10 @@ from .cloud import ChatInput, CloudFake, Fault, Reply, StreamPlan, display_name,
 
 _NAMES = {"gemini-2.0-flash": "Gemini 2.0 Flash", "gemini-2.5-pro": "Gemini 2.5 Pro"}
 _OUTPUT_LIMITS = {"gemini-2.0-flash": 8_192, "gemini-2.5-pro": 65_536}
-_QUOTA_MESSAGE = ("You exceeded your current quota, please check your plan and billing details. For more "
-                  "information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits.")
+_QUOTA_MESSAGE = (
+    "You exceeded your current quota, please check your plan and billing details. For more "
+    "information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits."
+)
 _OVERLOADED = {"code": 503, "message": "The model is overloaded. Please try again later.", "status": "UNAVAILABLE"}
 
 
@@ -46,16 +48,23 @@ def _status(code: int, status: str, message: str, *details: dict[str, Any]) -> F
 
 def _quota_failure(quota_id: str) -> dict[str, Any]:
     metric = "generativelanguage.googleapis.com/generate_content_free_tier_requests"
-    return {"@type": "type.googleapis.com/google.rpc.QuotaFailure",
-            "violations": [{"quotaMetric": metric, "quotaId": quota_id}]}
+    return {
+        "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+        "violations": [{"quotaMetric": metric, "quotaId": quota_id}],
+    }
 
 
 class FakeGemini(CloudFake):
     default_models = ("gemini-2.0-flash", "gemini-2.5-pro")
     context_window = 1_048_576
 
-    def __init__(self, keys: Iterable[str] | None = None, models: Iterable[str] | None = None,
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        keys: Iterable[str] | None = None,
+        models: Iterable[str] | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
         super().__init__(keys, models, host, port)
         self.route("POST", "/v1beta/models/{model}:generateContent", self.chat)
         self.route("POST", "/v1beta/models/{model}:streamGenerateContent", self.chat)
@@ -75,9 +84,13 @@ class FakeGemini(CloudFake):
     def authorize(self, req: FakeRequest) -> FakeResponse | None:
         key = req.headers.get("x-goog-api-key") or req.query.get("key")
         if not key:
-            return _status(403, "PERMISSION_DENIED", "Method doesn't allow unregistered callers (callers without "
-                           "established identity). Please use API Key or other form of API consumer identity "
-                           "to call this API.")
+            return _status(
+                403,
+                "PERMISSION_DENIED",
+                "Method doesn't allow unregistered callers (callers without "
+                "established identity). Please use API Key or other form of API consumer identity "
+                "to call this API.",
+            )
         return None if key in self.keys else self.error(Fault.AUTH, req, "")
 
     def check_chat(self, req: FakeRequest, body: dict[str, Any], model: str) -> FakeResponse | None:
@@ -94,8 +107,10 @@ class FakeGemini(CloudFake):
         contents = [c for c in body.get("contents") or [] if isinstance(c, dict)]
         users = [text_of(c.get("parts")) for c in contents if c.get("role", "user") == "user"]
         system = body.get("systemInstruction")
-        texts = [text_of(system.get("parts")) if isinstance(system, dict) else "",
-                 *(text_of(c.get("parts")) for c in contents)]
+        texts = [
+            text_of(system.get("parts")) if isinstance(system, dict) else "",
+            *(text_of(c.get("parts")) for c in contents),
+        ]
         config = body.get("generationConfig")
         limit = self.max_tokens_of(config.get("maxOutputTokens")) if isinstance(config, dict) else None
         return ChatInput(texts, users[-1] if users else "", limit)
@@ -106,9 +121,11 @@ class FakeGemini(CloudFake):
         response: dict[str, Any] = {"candidates": [candidate]}
         if last:
             candidate["finishReason"] = "MAX_TOKENS" if reply.truncated else "STOP"
-            response["usageMetadata"] = {"promptTokenCount": reply.prompt_tokens,
-                                         "candidatesTokenCount": reply.output_tokens,
-                                         "totalTokenCount": reply.prompt_tokens + reply.output_tokens}
+            response["usageMetadata"] = {
+                "promptTokenCount": reply.prompt_tokens,
+                "candidatesTokenCount": reply.output_tokens,
+                "totalTokenCount": reply.prompt_tokens + reply.output_tokens,
+            }
         return {**response, "modelVersion": reply.model, "responseId": reply.id}
 
     def complete(self, reply: Reply, body: dict[str, Any]) -> FakeResponse:
@@ -122,37 +139,69 @@ class FakeGemini(CloudFake):
             return StreamPlan([], texts, [], error, b'data: {"candidates": [{"content": \n\n')
         # Without alt=sse the stream is one JSON array, sent element by element.
         items = [(b"[" if i == 0 else b",\r\n") + json.dumps(t).encode() for i, t in enumerate(texts)]
-        return StreamPlan([], items, [b"]"], b",\r\n" + json.dumps(error).encode() + b"]",
-                          b',\r\n{"candidates": [{"content": ', content_type="application/json")
+        return StreamPlan(
+            [],
+            items,
+            [b"]"],
+            b",\r\n" + json.dumps(error).encode() + b"]",
+            b',\r\n{"candidates": [{"content": ',
+            content_type="application/json",
+        )
 
-    def error(self, fault: Fault, req: FakeRequest, model: str, *, retry_after: str | None = "1",
-              retry_after_ms: str | None = None, tokens: int | None = None, limit: int | None = None,
-              ) -> FakeResponse:
+    def error(
+        self,
+        fault: Fault,
+        req: FakeRequest,
+        model: str,
+        *,
+        retry_after: str | None = "1",
+        retry_after_ms: str | None = None,
+        tokens: int | None = None,
+        limit: int | None = None,
+    ) -> FakeResponse:
         match fault:
             case Fault.AUTH:
-                info = {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
-                        "domain": "googleapis.com", "metadata": {"service": "generativelanguage.googleapis.com"}}
+                info = {
+                    "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                    "reason": "API_KEY_INVALID",
+                    "domain": "googleapis.com",
+                    "metadata": {"service": "generativelanguage.googleapis.com"},
+                }
                 return _status(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.", info)
             case Fault.NOT_FOUND:
-                return _status(404, "NOT_FOUND", f"models/{model} is not found for API version v1beta, or is not "
-                               "supported for generateContent. Call ListModels to see the list of available "
-                               "models and their supported methods.")
+                return _status(
+                    404,
+                    "NOT_FOUND",
+                    f"models/{model} is not found for API version v1beta, or is not "
+                    "supported for generateContent. Call ListModels to see the list of available "
+                    "models and their supported methods.",
+                )
             case Fault.CONTEXT:
                 tokens, limit = self.context_numbers(tokens, limit)
-                return self.invalid(f"The input token count ({tokens}) exceeds the maximum number of tokens "
-                                    f"allowed ({limit}).")
+                return self.invalid(
+                    f"The input token count ({tokens}) exceeds the maximum number of tokens allowed ({limit})."
+                )
             case Fault.RATE_LIMIT:
                 details = [_quota_failure("GenerateRequestsPerMinutePerProjectPerModel-FreeTier")]
                 if retry_after is not None:
-                    details.append({"@type": "type.googleapis.com/google.rpc.RetryInfo",
-                                    "retryDelay": f"{retry_after}s"})
+                    details.append(
+                        {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{retry_after}s"}
+                    )
                 return _status(429, "RESOURCE_EXHAUSTED", _QUOTA_MESSAGE, *details)
             case Fault.QUOTA:
-                return _status(429, "RESOURCE_EXHAUSTED", _QUOTA_MESSAGE,
-                               _quota_failure("GenerateRequestsPerDayPerProjectPerModel-FreeTier"))
+                return _status(
+                    429,
+                    "RESOURCE_EXHAUSTED",
+                    _QUOTA_MESSAGE,
+                    _quota_failure("GenerateRequestsPerDayPerProjectPerModel-FreeTier"),
+                )
             case Fault.SERVER_ERROR:
-                return _status(500, "INTERNAL", "An internal error has occurred. Please retry or report in "
-                               "https://developers.generativeai.google/guide/troubleshooting")
+                return _status(
+                    500,
+                    "INTERNAL",
+                    "An internal error has occurred. Please retry or report in "
+                    "https://developers.generativeai.google/guide/troubleshooting",
+                )
             case _:  # 503 / 529
                 return _status(503, "UNAVAILABLE", _OVERLOADED["message"])
 
@@ -161,12 +210,24 @@ class FakeGemini(CloudFake):
 
     # -- models ----------------------------------------------------------------
     def _entry(self, model: str) -> dict[str, Any]:
-        return {"name": f"models/{model}", "version": "001", "displayName": display_name(model, _NAMES),
-                "description": f"Fake {display_name(model, _NAMES)}", "inputTokenLimit": self.context_window,
-                "outputTokenLimit": _OUTPUT_LIMITS.get(model, 8_192),
-                "supportedGenerationMethods": ["generateContent", "countTokens", "createCachedContent",
-                                               "batchGenerateContent"],
-                "temperature": 1, "topP": 0.95, "topK": 40, "maxTemperature": 2}
+        return {
+            "name": f"models/{model}",
+            "version": "001",
+            "displayName": display_name(model, _NAMES),
+            "description": f"Fake {display_name(model, _NAMES)}",
+            "inputTokenLimit": self.context_window,
+            "outputTokenLimit": _OUTPUT_LIMITS.get(model, 8_192),
+            "supportedGenerationMethods": [
+                "generateContent",
+                "countTokens",
+                "createCachedContent",
+                "batchGenerateContent",
+            ],
+            "temperature": 1,
+            "topP": 0.95,
+            "topK": 40,
+            "maxTemperature": 2,
+        }
 
     def _list_models(self, req: FakeRequest) -> FakeResponse:
         try:

@@ -56,16 +56,46 @@ class FakeModel:
 def default_models() -> list[FakeModel]:
     """A small, realistic library: one loaded chat model, two idle ones, one embedder."""
     return [
-        FakeModel("qwen/qwen2.5-7b-instruct", "Qwen2.5 7B Instruct", publisher="qwen", architecture="qwen2",
-                  size_bytes=4_683_073_952, params_string="7B", max_context_length=32768, tool_use=True,
-                  instances=["qwen/qwen2.5-7b-instruct"]),
-        FakeModel("meta-llama-3.1-8b-instruct", "Meta Llama 3.1 8B Instruct", architecture="llama",
-                  size_bytes=4_920_734_272, params_string="8B", max_context_length=131072, tool_use=True),
-        FakeModel("google/gemma-3-4b", "Gemma 3 4B", publisher="google", architecture="gemma3",
-                  size_bytes=3_341_081_536, params_string="4B", max_context_length=131072, vision=True),
-        FakeModel("text-embedding-nomic-embed-text-v1.5", "Nomic Embed Text v1.5", type="embedding",
-                  publisher="nomic-ai", architecture="nomic-bert", size_bytes=84_106_624,
-                  params_string="137M", max_context_length=2048),
+        FakeModel(
+            "qwen/qwen2.5-7b-instruct",
+            "Qwen2.5 7B Instruct",
+            publisher="qwen",
+            architecture="qwen2",
+            size_bytes=4_683_073_952,
+            params_string="7B",
+            max_context_length=32768,
+            tool_use=True,
+            instances=["qwen/qwen2.5-7b-instruct"],
+        ),
+        FakeModel(
+            "meta-llama-3.1-8b-instruct",
+            "Meta Llama 3.1 8B Instruct",
+            architecture="llama",
+            size_bytes=4_920_734_272,
+            params_string="8B",
+            max_context_length=131072,
+            tool_use=True,
+        ),
+        FakeModel(
+            "google/gemma-3-4b",
+            "Gemma 3 4B",
+            publisher="google",
+            architecture="gemma3",
+            size_bytes=3_341_081_536,
+            params_string="4B",
+            max_context_length=131072,
+            vision=True,
+        ),
+        FakeModel(
+            "text-embedding-nomic-embed-text-v1.5",
+            "Nomic Embed Text v1.5",
+            type="embedding",
+            publisher="nomic-ai",
+            architecture="nomic-bert",
+            size_bytes=84_106_624,
+            params_string="137M",
+            max_context_length=2048,
+        ),
     ]
 
 
@@ -147,9 +177,13 @@ class FakeLMStudio(FakeServer):
 
     def make_models(self, n: int) -> list[FakeModel]:
         """Add n synthetic models (varied architectures, a few vision ones) for scale tests."""
-        shapes = [("llama", "8B", 4_920_734_272), ("qwen2", "7B", 4_683_073_952),
-                  ("mistral", "7B", 4_368_439_584), ("gemma3", "4B", 3_341_081_536),
-                  ("phi3", "3.8B", 2_393_232_672)]
+        shapes = [
+            ("llama", "8B", 4_920_734_272),
+            ("qwen2", "7B", 4_683_073_952),
+            ("mistral", "7B", 4_368_439_584),
+            ("gemma3", "4B", 3_341_081_536),
+            ("phi3", "3.8B", 2_393_232_672),
+        ]
         added: list[FakeModel] = []
         for i in itertools.count():
             if len(added) == n:
@@ -158,9 +192,18 @@ class FakeLMStudio(FakeServer):
             if key in self.models:
                 continue
             arch, params, size = shapes[i % len(shapes)]
-            added.append(self.add_model(key, publisher="synthetic", architecture=arch, params_string=params,
-                                        size_bytes=size + i, max_context_length=8192 << (i % 5),
-                                        vision=i % 7 == 0, tool_use=i % 2 == 0))
+            added.append(
+                self.add_model(
+                    key,
+                    publisher="synthetic",
+                    architecture=arch,
+                    params_string=params,
+                    size_bytes=size + i,
+                    max_context_length=8192 << (i % 5),
+                    vision=i % 7 == 0,
+                    tool_use=i % 2 == 0,
+                )
+            )
         return added
 
     def hold_loads(self) -> None:
@@ -177,9 +220,14 @@ class FakeLMStudio(FakeServer):
         with self._cond:
             return self._cond.wait_for(lambda: self.loads_started >= n, timeout)
 
-    def fail_load(self, key: str, message: str = "Failed to load model: insufficient memory",
-                  status: int = 500, shape: Literal["object", "string"] = "object",
-                  times: int | None = None) -> None:
+    def fail_load(
+        self,
+        key: str,
+        message: str = "Failed to load model: insufficient memory",
+        status: int = 500,
+        shape: Literal["object", "string"] = "object",
+        times: int | None = None,
+    ) -> None:
         """Make loads of ``key`` fail: always (times=None) or for the next ``times`` loads."""
         if shape not in ("object", "string"):
             raise ValueError(f"shape must be 'object' or 'string', not {shape!r}")
@@ -193,8 +241,11 @@ class FakeLMStudio(FakeServer):
     # -- HTTP --------------------------------------------------------------
     def handle(self, req: FakeRequest) -> FakeResponse | None:
         if self.token and req.headers.get("authorization") != f"Bearer {self.token}":
-            error = {"message": "Invalid or missing API token", "type": "invalid_request_error",
-                     "code": "invalid_api_key"}
+            error = {
+                "message": "Invalid or missing API token",
+                "type": "invalid_request_error",
+                "code": "invalid_api_key",
+            }
             return json_response({"error": error}, 401)
         return super().handle(req)
 
@@ -219,16 +270,25 @@ class FakeLMStudio(FakeServer):
         return raw_response("<html>oops</html>") if self.malformed else json_response(payload)
 
     def _v1_models(self, req: FakeRequest) -> FakeResponse:
-        models = [{
-            "type": m.type, "publisher": m.publisher, "key": m.key, "display_name": m.display_name,
-            "architecture": m.architecture,
-            "quantization": {"name": m.quantization, "bits_per_weight": _bits(m.quantization)},
-            "size_bytes": m.size_bytes, "params_string": m.params_string,
-            "loaded_instances": [{"id": i, "config": {"context_length": m.context_of(i)}}
-                                 for i in list(m.instances)],
-            "max_context_length": m.max_context_length, "format": "gguf",
-            "capabilities": {"vision": m.vision, "trained_for_tool_use": m.tool_use},
-        } for m in self._snapshot()]
+        models = [
+            {
+                "type": m.type,
+                "publisher": m.publisher,
+                "key": m.key,
+                "display_name": m.display_name,
+                "architecture": m.architecture,
+                "quantization": {"name": m.quantization, "bits_per_weight": _bits(m.quantization)},
+                "size_bytes": m.size_bytes,
+                "params_string": m.params_string,
+                "loaded_instances": [
+                    {"id": i, "config": {"context_length": m.context_of(i)}} for i in list(m.instances)
+                ],
+                "max_context_length": m.max_context_length,
+                "format": "gguf",
+                "capabilities": {"vision": m.vision, "trained_for_tool_use": m.tool_use},
+            }
+            for m in self._snapshot()
+        ]
         return self._model_list({"models": models})
 
     def _v0_models(self, req: FakeRequest) -> FakeResponse:
@@ -236,10 +296,14 @@ class FakeLMStudio(FakeServer):
         for m in self._snapshot():
             instances = list(m.instances)
             entry: dict[str, Any] = {
-                "id": m.key, "object": "model",
+                "id": m.key,
+                "object": "model",
                 "type": "embeddings" if m.type == "embedding" else "vlm" if m.vision else m.type,
-                "publisher": m.publisher, "arch": m.architecture, "compatibility_type": "gguf",
-                "quantization": m.quantization, "state": "loaded" if instances else "not-loaded",
+                "publisher": m.publisher,
+                "arch": m.architecture,
+                "compatibility_type": "gguf",
+                "quantization": m.quantization,
+                "state": "loaded" if instances else "not-loaded",
                 "max_context_length": m.max_context_length,
             }
             if instances:
@@ -289,8 +353,14 @@ class FakeLMStudio(FakeServer):
         result = self._load(model, body.get("context_length"))
         if isinstance(result, FakeResponse):
             return result
-        return json_response({"type": model.type, "instance_id": result,
-                              "load_time_seconds": round(time.monotonic() - started, 3), "status": "loaded"})
+        return json_response(
+            {
+                "type": model.type,
+                "instance_id": result,
+                "load_time_seconds": round(time.monotonic() - started, 3),
+                "status": "loaded",
+            }
+        )
 
     def _v1_unload(self, req: FakeRequest) -> FakeResponse:
         instance_id = self._body(req).get("instance_id")
@@ -307,8 +377,12 @@ class FakeLMStudio(FakeServer):
         name = body.get("model")
         model = next((m for m in self._snapshot() if name == m.key or name in m.instances), None)
         if model is None:
-            error = {"message": "Model not found", "type": "invalid_request_error", "param": "model",
-                     "code": "model_not_found"}
+            error = {
+                "message": "Model not found",
+                "type": "invalid_request_error",
+                "param": "model",
+                "code": "model_not_found",
+            }
             return json_response({"error": error}, 404)
         # One just-in-time load per model: concurrent requests wait for it instead of loading copies.
         with self._cond:
@@ -328,22 +402,34 @@ class FakeLMStudio(FakeServer):
             words, finish = words[:limit], "length"
         pieces = [w if i == 0 else f" {w}" for i, w in enumerate(words)]
         prompt_tokens = sum(len(_text(m.get("content")).split()) for m in messages)
-        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(words),
-                 "total_tokens": prompt_tokens + len(words)}
-        common = {"id": f"chatcmpl-{next(self._ids)}", "created": int(time.time()), "model": name,
-                  "system_fingerprint": model.key}
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": len(words),
+            "total_tokens": prompt_tokens + len(words),
+        }
+        common = {
+            "id": f"chatcmpl-{next(self._ids)}",
+            "created": int(time.time()),
+            "model": name,
+            "system_fingerprint": model.key,
+        }
 
         if not body.get("stream"):
-            choice = {"index": 0, "message": {"role": "assistant", "content": "".join(pieces)},
-                      "logprobs": None, "finish_reason": finish}
+            choice = {
+                "index": 0,
+                "message": {"role": "assistant", "content": "".join(pieces)},
+                "logprobs": None,
+                "finish_reason": finish,
+            }
             return json_response({**common, "object": "chat.completion", "choices": [choice], "usage": usage})
 
         def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
             choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
             return {**common, "object": "chat.completion.chunk", "choices": [choice]}
 
-        events: list[Any] = [chunk({"role": "assistant", "content": p} if i == 0 else {"content": p})
-                             for i, p in enumerate(pieces)]
+        events: list[Any] = [
+            chunk({"role": "assistant", "content": p} if i == 0 else {"content": p}) for i, p in enumerate(pieces)
+        ]
         events.append(chunk({}, finish))
         if (body.get("stream_options") or {}).get("include_usage"):
             events.append({**common, "object": "chat.completion.chunk", "choices": [], "usage": usage})

@@ -34,13 +34,24 @@ def fake(request: pytest.FixtureRequest) -> Iterator[CloudFake]:
 
 
 # -- a minimal client for each wire format ------------------------------------
-def chat_args(fake: CloudFake, model: str | None = None, text: str = "hello there", *, stream: bool = False,
-              key: str = "test-key", max_tokens: int | None = None) -> tuple[str, dict[str, str], dict[str, Any]]:
+def chat_args(
+    fake: CloudFake,
+    model: str | None = None,
+    text: str = "hello there",
+    *,
+    stream: bool = False,
+    key: str = "test-key",
+    max_tokens: int | None = None,
+) -> tuple[str, dict[str, str], dict[str, Any]]:
     """(url, headers, json) of a chat request as each provider's SDK would send it."""
     model = model or fake.models[0]
     if isinstance(fake, FakeAnthropic):
-        body: dict[str, Any] = {"model": model, "max_tokens": max_tokens or 100,
-                                "messages": [{"role": "user", "content": text}], "stream": stream}
+        body: dict[str, Any] = {
+            "model": model,
+            "max_tokens": max_tokens or 100,
+            "messages": [{"role": "user", "content": text}],
+            "stream": stream,
+        }
         return f"{fake.url}/v1/messages", {"x-api-key": key, "anthropic-version": "2023-06-01"}, body
     if isinstance(fake, FakeGemini):
         action = "streamGenerateContent?alt=sse" if stream else "generateContent"
@@ -62,20 +73,35 @@ def post_chat(fake: CloudFake, timeout: float = 5, **kwargs: Any) -> httpx.Respo
 def parse_reply(fake: CloudFake, data: dict[str, Any]) -> tuple[str, str, int, int]:
     """(text, finish reason, input tokens, output tokens) of a non-streamed reply."""
     if isinstance(fake, FakeAnthropic):
-        return (data["content"][0]["text"], data["stop_reason"], data["usage"]["input_tokens"],
-                data["usage"]["output_tokens"])
+        return (
+            data["content"][0]["text"],
+            data["stop_reason"],
+            data["usage"]["input_tokens"],
+            data["usage"]["output_tokens"],
+        )
     if isinstance(fake, FakeGemini):
         candidate, usage = data["candidates"][0], data["usageMetadata"]
-        return (candidate["content"]["parts"][0]["text"], candidate["finishReason"], usage["promptTokenCount"],
-                usage["candidatesTokenCount"])
+        return (
+            candidate["content"]["parts"][0]["text"],
+            candidate["finishReason"],
+            usage["promptTokenCount"],
+            usage["candidatesTokenCount"],
+        )
     usage = data["usage"]
-    return (data["choices"][0]["message"]["content"], data["choices"][0]["finish_reason"], usage["prompt_tokens"],
-            usage["completion_tokens"])
+    return (
+        data["choices"][0]["message"]["content"],
+        data["choices"][0]["finish_reason"],
+        usage["prompt_tokens"],
+        usage["completion_tokens"],
+    )
 
 
 def sse_data(raw: str) -> list[Any]:
-    return [line[6:] if line[6:] == "[DONE]" else json.loads(line[6:])
-            for line in raw.splitlines() if line.startswith("data: ")]
+    return [
+        line[6:] if line[6:] == "[DONE]" else json.loads(line[6:])
+        for line in raw.splitlines()
+        if line.startswith("data: ")
+    ]
 
 
 def stream_text(fake: CloudFake, events: list[Any]) -> str:
@@ -124,12 +150,20 @@ def test_stream_delivers_the_same_text_word_by_word(fake: CloudFake) -> None:
         assert events[-1]["candidates"][0]["finishReason"] == "STOP"
     elif isinstance(fake, FakeAnthropic):
         kinds = [line[7:] for line in resp.text.splitlines() if line.startswith("event: ")]
-        assert kinds == ["message_start", "content_block_start", "ping", *["content_block_delta"] * 5,
-                         "content_block_stop", "message_delta", "message_stop"]
+        assert kinds == [
+            "message_start",
+            "content_block_start",
+            "ping",
+            *["content_block_delta"] * 5,
+            "content_block_stop",
+            "message_delta",
+            "message_stop",
+        ]
         assert events[-2]["usage"] == {"output_tokens": 5} and events[0]["message"]["usage"]["input_tokens"] == 2
     else:
         assert events[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""} | (
-            {} if isinstance(fake, FakeMistral) else {"refusal": None})
+            {} if isinstance(fake, FakeMistral) else {"refusal": None}
+        )
         assert events[-1] == "[DONE]" and events[-2]["choices"][0]["finish_reason"] == "stop"
 
 
@@ -145,11 +179,15 @@ def test_openai_wire() -> None:
         assert "sk-**********9876" in bad.json()["error"]["message"] and "wrong" not in bad.text
         assert http.get(f"{fake.url}/v1/models").status_code == 401
         url, _, body = chat_args(fake)
-        usage_stream = http.post(url, headers=ok, json={**body, "model": "gpt-4o", "stream": True,
-                                                         "stream_options": {"include_usage": True}})
+        usage_stream = http.post(
+            url, headers=ok, json={**body, "model": "gpt-4o", "stream": True, "stream_options": {"include_usage": True}}
+        )
         events = sse_data(usage_stream.text)
-        assert events[-2] == {**events[-2], "choices": [], "usage": {"prompt_tokens": 2, "completion_tokens": 5,
-                                                                     "total_tokens": 7}}
+        assert events[-2] == {
+            **events[-2],
+            "choices": [],
+            "usage": {"prompt_tokens": 2, "completion_tokens": 5, "total_tokens": 7},
+        }
         assert all(e["usage"] is None for e in events[:-2])
         missing = http.post(url, headers=ok, json={**body, "model": "gpt-9"})
         assert missing.status_code == 404 and missing.json()["error"]["code"] == "model_not_found"
@@ -165,7 +203,12 @@ def test_mistral_wire() -> None:
         assert http.post(url, headers={"Authorization": "Bearer nope"}, json=body).json() == {"detail": "Unauthorized"}
         unknown = http.post(url, headers=headers, json={**body, "model": "x"})
         assert unknown.status_code == 400 and unknown.json() == {
-            "object": "error", "message": "Invalid model: x", "type": "invalid_model", "param": None, "code": "1500"}
+            "object": "error",
+            "message": "Invalid model: x",
+            "type": "invalid_model",
+            "param": None,
+            "code": "1500",
+        }
         extra = http.post(url, headers=headers, json={**body, "max_completion_tokens": 5})
         assert extra.status_code == 422 and extra.json()["message"]["detail"][0]["type"] == "extra_forbidden"
         events = sse_data(http.post(url, headers=headers, json={**body, "stream": True}).text)
@@ -185,20 +228,33 @@ def test_anthropic_wire() -> None:
         no_version = {"x-api-key": "test-key"}
         assert error_of(http.post(url, headers=no_version, json=body))[:2] == (400, "invalid_request_error")
         assert error_of(http.post(url, headers={**headers, "x-api-key": "bad"}, json=body)) == (
-            401, "authentication_error", "invalid x-api-key")
+            401,
+            "authentication_error",
+            "invalid x-api-key",
+        )
         no_max = {k: v for k, v in body.items() if k != "max_tokens"}
         assert error_of(http.post(url, headers=headers, json=no_max)) == (
-            400, "invalid_request_error", "max_tokens: Field required")
+            400,
+            "invalid_request_error",
+            "max_tokens: Field required",
+        )
         system_role = {**body, "messages": [{"role": "system", "content": "x"}, *body["messages"]]}
         assert error_of(http.post(url, headers=headers, json=system_role))[0] == 400
         assert error_of(http.post(url, headers=headers, json={**body, "model": "claude-9"})) == (
-            404, "not_found_error", "model: claude-9")
+            404,
+            "not_found_error",
+            "model: claude-9",
+        )
         reply = http.post(url, headers=headers, json={**body, "system": [{"type": "text", "text": "be brief"}]})
         assert reply.json()["usage"]["input_tokens"] == 4 and reply.json()["stop_sequence"] is None
         page = http.get(f"{fake.url}/v1/models", params={"limit": 1}, headers=headers).json()
         assert page["has_more"] and page["first_id"] == page["last_id"] == "claude-3-5-haiku-latest"
-        assert page["data"][0] == {"type": "model", "id": "claude-3-5-haiku-latest",
-                                   "display_name": "Claude Haiku 3.5", "created_at": "2024-10-22T00:00:00Z"}
+        assert page["data"][0] == {
+            "type": "model",
+            "id": "claude-3-5-haiku-latest",
+            "display_name": "Claude Haiku 3.5",
+            "created_at": "2024-10-22T00:00:00Z",
+        }
         rest = http.get(f"{fake.url}/v1/models", params={"after_id": page["last_id"]}, headers=headers).json()
         assert [m["id"] for m in rest["data"]] == ["claude-sonnet-4-5"] and not rest["has_more"]
 
@@ -220,8 +276,9 @@ def test_gemini_wire() -> None:
         page = http.get(f"{fake.url}/v1beta/models", params={"pageSize": 1}, headers=headers).json()
         assert [m["name"] for m in page["models"]] == ["models/gemini-2.0-flash"]
         assert "generateContent" in page["models"][0]["supportedGenerationMethods"]
-        rest = http.get(f"{fake.url}/v1beta/models", params={"pageToken": page["nextPageToken"]},
-                         headers=headers).json()
+        rest = http.get(
+            f"{fake.url}/v1beta/models", params={"pageToken": page["nextPageToken"]}, headers=headers
+        ).json()
         assert [m["name"] for m in rest["models"]] == ["models/gemini-2.5-pro"] and "nextPageToken" not in rest
         array = http.post(url.replace(":generateContent", ":streamGenerateContent"), headers=headers, json=body)
         assert array.headers["content-type"] == "application/json" and len(array.json()) == 5
@@ -230,20 +287,46 @@ def test_gemini_wire() -> None:
 # -- faults -----------------------------------------------------------------------
 # (status, a marker of the provider's body) per fault; retry hints are checked separately.
 HTTP_FAULTS: dict[type[CloudFake], dict[str, tuple[int, str]]] = {
-    FakeOpenAI: {"401": (401, "invalid_api_key"), "404": (404, "model_not_found"), "429": (429, "rate_limit_exceeded"),
-                 "quota": (429, "insufficient_quota"), "500": (500, "server_error"), "503": (503, "server_error"),
-                 "529": (503, "server_error"), "context": (400, "context_length_exceeded")},
-    FakeMistral: {"401": (401, "Unauthorized"), "404": (400, "invalid_model"), "429": (429, "rate_limited"),
-                  "quota": (429, "rate_limited"), "500": (500, "internal_server_error"),
-                  "503": (503, "service_unavailable"), "529": (503, "service_unavailable"),
-                  "context": (400, "too large for model")},
-    FakeAnthropic: {"401": (401, "authentication_error"), "404": (404, "not_found_error"),
-                    "429": (429, "rate_limit_error"), "quota": (429, "usage limits"), "500": (500, "api_error"),
-                    "503": (503, "api_error"), "529": (529, "overloaded_error"),
-                    "context": (400, "prompt is too long")},
-    FakeGemini: {"401": (400, "API_KEY_INVALID"), "404": (404, "NOT_FOUND"), "429": (429, "RetryInfo"),
-                 "quota": (429, "RESOURCE_EXHAUSTED"), "500": (500, "INTERNAL"), "503": (503, "UNAVAILABLE"),
-                 "529": (503, "UNAVAILABLE"), "context": (400, "input token count")},
+    FakeOpenAI: {
+        "401": (401, "invalid_api_key"),
+        "404": (404, "model_not_found"),
+        "429": (429, "rate_limit_exceeded"),
+        "quota": (429, "insufficient_quota"),
+        "500": (500, "server_error"),
+        "503": (503, "server_error"),
+        "529": (503, "server_error"),
+        "context": (400, "context_length_exceeded"),
+    },
+    FakeMistral: {
+        "401": (401, "Unauthorized"),
+        "404": (400, "invalid_model"),
+        "429": (429, "rate_limited"),
+        "quota": (429, "rate_limited"),
+        "500": (500, "internal_server_error"),
+        "503": (503, "service_unavailable"),
+        "529": (503, "service_unavailable"),
+        "context": (400, "too large for model"),
+    },
+    FakeAnthropic: {
+        "401": (401, "authentication_error"),
+        "404": (404, "not_found_error"),
+        "429": (429, "rate_limit_error"),
+        "quota": (429, "usage limits"),
+        "500": (500, "api_error"),
+        "503": (503, "api_error"),
+        "529": (529, "overloaded_error"),
+        "context": (400, "prompt is too long"),
+    },
+    FakeGemini: {
+        "401": (400, "API_KEY_INVALID"),
+        "404": (404, "NOT_FOUND"),
+        "429": (429, "RetryInfo"),
+        "quota": (429, "RESOURCE_EXHAUSTED"),
+        "500": (500, "INTERNAL"),
+        "503": (503, "UNAVAILABLE"),
+        "529": (503, "UNAVAILABLE"),
+        "context": (400, "input token count"),
+    },
 }
 
 

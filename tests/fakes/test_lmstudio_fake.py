@@ -55,7 +55,9 @@ def test_v1_models_load_unload(fake: FakeLMStudio, client: httpx.Client) -> None
     assert client.post("/api/v1/models/load", json={"model": LLAMA}).json()["instance_id"] == f"{LLAMA}:2"
     (m,) = [m for m in client.get("/api/v1/models").json()["models"] if m["key"] == LLAMA]
     assert [(i["id"], i["config"]["context_length"]) for i in m["loaded_instances"]] == [
-        (LLAMA, 8192), (f"{LLAMA}:2", 4096)]
+        (LLAMA, 8192),
+        (f"{LLAMA}:2", 4096),
+    ]
     assert client.post("/api/v1/models/unload", json={"instance_id": LLAMA}).json() == {"instance_id": LLAMA}
     assert fake.models[LLAMA].instances == [f"{LLAMA}:2"]
     r = client.post("/api/v1/models/load", json={"model": "nope"})
@@ -69,8 +71,7 @@ def test_v1_models_load_unload(fake: FakeLMStudio, client: httpx.Client) -> None
 def test_held_load_and_failures(fake: FakeLMStudio, client: httpx.Client) -> None:
     fake.hold_loads()
     results: list[httpx.Response] = []
-    worker = threading.Thread(target=lambda: results.append(
-        client.post("/api/v1/models/load", json={"model": LLAMA})))
+    worker = threading.Thread(target=lambda: results.append(client.post("/api/v1/models/load", json={"model": LLAMA})))
     worker.start()
     assert fake.wait_for_load_started(1, timeout=5)
     assert fake.models[LLAMA].instances == [] and not results
@@ -101,8 +102,12 @@ def test_chat_completion_with_jit_load(fake: FakeLMStudio, client: httpx.Client)
 
 
 def test_chat_streaming_and_cut(fake: FakeLMStudio, client: httpx.Client) -> None:
-    body = {"model": QWEN, "messages": [{"role": "user", "content": "a b c"}], "stream": True,
-            "stream_options": {"include_usage": True}}
+    body = {
+        "model": QWEN,
+        "messages": [{"role": "user", "content": "a b c"}],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
     with client.stream("POST", "/v1/chat/completions", json=body) as r:
         lines = [line[6:] for line in r.iter_lines() if line.startswith("data: ")]
     assert lines[-1] == "[DONE]"
@@ -164,8 +169,13 @@ def test_stop_is_prompt_with_a_held_load() -> None:
 
 def test_cli_serves_and_exits_cleanly_on_ctrl_c() -> None:
     root = Path(__file__).resolve().parents[2]
-    proc = subprocess.Popen([sys.executable, "-m", "tests.fakes.lmstudio", "--port", "0", "--models", "3"],
-                            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.fakes.lmstudio", "--port", "0", "--models", "3"],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         banner = proc.stdout.readline()

@@ -96,9 +96,7 @@ def _cloud_available(model: AIModel) -> object:
     return ModelStatus(model=model, status=Status.AVAILABLE)
 
 
-def test_cloud_tier_comes_first_by_default_and_can_be_forbidden(
-    discovered: dict[str, AIModel], settings
-) -> None:
+def test_cloud_tier_comes_first_by_default_and_can_be_forbidden(discovered: dict[str, AIModel], settings) -> None:
     openai = cloud_provider("openai")
     gpt = AIModel.objects.create(provider=openai, model_id="gpt-4o-mini")
     statuses = [s for s in model_list_with_status() if s.model.pk != gpt.pk] + [_cloud_available(gpt)]
