@@ -102,6 +102,8 @@ async def _load(model: AIModel) -> str | None:
     except registry.ModelError as exc:
         return exc.message
     status = await registry.model_wait_for_load(model_id=model.pk, timeout=settings.MODEL_LOAD_TIMEOUT)
+    # The worker changed the row; what this process holds still says "loading".
+    await sync_to_async(model.refresh_from_db)()
     if status.status == Status.LOADED:
         return None
     return status.reason or f"{model.ref} is {status.label}"

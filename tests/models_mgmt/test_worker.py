@@ -66,3 +66,16 @@ def test_failed_load_in_the_worker_is_recorded(worker: ManagedProcess, api: Clie
     assert "insufficient memory" in response.json()["reason"]
     gemma.refresh_from_db()
     assert gemma.load_state == LoadState.FAILED
+
+
+def test_completion_on_a_not_loaded_model_waits_for_the_worker_then_answers(
+    worker: ManagedProcess, api: Client, lmstudio: FakeLMStudio
+) -> None:
+    point_provider_at(lmstudio)
+    api.get("/api/models")
+    payload = {"model": f"lmstudio/{GEMMA}", "messages": [{"role": "user", "content": "hello there"}]}
+    response = api.post("/api/completions", payload, content_type="application/json")
+    assert response.status_code == 200, worker.output()
+    result = response.json()
+    assert result["model"] == f"lmstudio/{GEMMA}" and result["fallbacks"] == []
+    assert result["text"] == "Echo: hello there" and lmstudio.loads_started == 1
