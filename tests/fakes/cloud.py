@@ -38,6 +38,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -166,7 +167,7 @@ def dropped() -> FakeResponse:
     return FakeResponse(headers=_AbortingHeaders())
 
 
-class CloudFake(FakeServer):
+class CloudFake(FakeServer, ABC):
     """Base of the cloud emulators; subclasses register routes and implement the provider hooks."""
 
     default_models: ClassVar[tuple[str, ...]] = ()
@@ -365,24 +366,30 @@ class CloudFake(FakeServer):
     def wants_stream(self, req: FakeRequest, body: dict[str, Any]) -> bool:
         return body.get("stream") is True
 
+    @abstractmethod
     def authorize(self, req: FakeRequest) -> FakeResponse | None:
         """None if the request's credentials (and required headers) are fine, else the provider's error."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def check_chat(self, req: FakeRequest, body: dict[str, Any], model: str) -> FakeResponse | None:
         """Provider validation of a chat body, unknown model included; None if it is fine."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def chat_input(self, body: dict[str, Any]) -> ChatInput:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def complete(self, reply: Reply, body: dict[str, Any]) -> FakeResponse:
         """The non-streamed answer."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def stream_plan(self, reply: Reply, req: FakeRequest, body: dict[str, Any]) -> StreamPlan:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def error(
         self,
         fault: Fault,
@@ -395,11 +402,12 @@ class CloudFake(FakeServer):
         limit: int | None = None,
     ) -> FakeResponse:
         """The provider's error response for one of ``HTTP_FAULTS`` (also used for real bad keys etc.)."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def invalid(self, message: str, param: str | None = None) -> FakeResponse:
         """The provider's 400 for a malformed request."""
-        raise NotImplementedError
+        ...
 
     # -- helpers shared by the providers ------------------------------------
     def known(self, model: str) -> bool:
