@@ -131,81 +131,57 @@ async def completion_stream(
     current = model
     while True:
         tried.append(current.pk)
-        failure = await _attempt_model(current, user, messages, params, started)
-        # Closed explicitly, so a caller that stops listening also closes the upstream connection at once.
-        async with aclosing(failure.events) as events:
-            async for event in events:
-                yield event
-        if failure.final:
-            return
+        plan = await sync_to_async(_plan)(current, user)
+        if isinstance(plan, _NotReady) and plan.needs_load:
+            # Said before the (possibly long) load, so the caller can show it while it happens.
+            yield CompletionEvent("loading", {"model": current.ref})
+            why_not = await _load(current)
+            plan = await sync_to_async(_plan)(current, user) if why_not is None else _NotReady("load_failed", why_not)
+        if isinstance(plan, _NotReady):
+            code, reason = plan.code, plan.reason
+        else:
+            attempt = _Attempt()
+            # Closed explicitly, so a caller that stops listening also closes the upstream connection at once.
+            async with aclosing(_call(current, plan, messages, params, started, attempt)) as events:
+                async for event in events:
+                    yield event
+            if attempt.final:
+                return
+            code, reason = attempt.code, attempt.reason
         if not fallback:
-            yield CompletionEvent("error", {"code": failure.code, "message": failure.reason, "model": current.ref})
+            yield CompletionEvent("error", {"code": code, "message": reason, "model": current.ref})
             return
         suggestion = await sync_to_async(registry.model_suggest_alternative)(model=current, user=user, exclude=tried)
         if suggestion is None:
-            message = f"{failure.reason} — and no other model is available to answer instead."
-            yield CompletionEvent("error", {"code": failure.code, "message": message, "model": current.ref})
+            message = f"{reason} — and no other model is available to answer instead."
+            yield CompletionEvent("error", {"code": code, "message": message, "model": current.ref})
             return
-        yield CompletionEvent("fallback", {"from": current.ref, "to": suggestion.model.ref, "reason": failure.reason})
+        yield CompletionEvent("fallback", {"from": current.ref, "to": suggestion.model.ref, "reason": reason})
         current = suggestion.model
 
 
 @dataclass
-class _Outcome:
-    """What one model did: its events so far, and whether the stream is over (answered, or failed after
-    text was sent) or the next model should be tried."""
+class _Attempt:
+    """How calling one model ended: `final` when the stream is over (answered, or failed after text was
+    sent); otherwise `code` and `reason` say why the next model should be tried."""
 
-    events: AsyncIterator[CompletionEvent]
     final: bool = False
     code: str = ""
     reason: str = ""
 
 
-async def _attempt_model(
-    model: AIModel, user: AbstractBaseUser | None, messages: list[Message], params: ChatParams, started: float
-) -> _Outcome:
-    outcome = _Outcome(events=_empty())
-    buffered: list[CompletionEvent] = []
-    plan = await sync_to_async(_plan)(model, user)
-    if isinstance(plan, _NotReady) and plan.needs_load:
-        buffered.append(CompletionEvent("loading", {"model": model.ref}))
-        why_not = await _load(model)
-        if why_not is not None:
-            outcome.events, outcome.code, outcome.reason = _replay(buffered), "load_failed", why_not
-            return outcome
-        plan = await sync_to_async(_plan)(model, user)
-    if isinstance(plan, _NotReady):
-        outcome.events, outcome.code, outcome.reason = _replay(buffered), plan.code, plan.reason
-        return outcome
-    outcome.events = _run(model, plan, messages, params, started, buffered, outcome)
-    return outcome
-
-
-async def _empty() -> AsyncIterator[CompletionEvent]:
-    return
-    yield  # an async generator that yields nothing
-
-
-async def _replay(events: list[CompletionEvent]) -> AsyncIterator[CompletionEvent]:
-    for event in events:
-        yield event
-
-
-async def _run(
+async def _call(
     model: AIModel,
     plan: _Ready,
     messages: list[Message],
     params: ChatParams,
     started: float,
-    buffered: list[CompletionEvent],
-    outcome: _Outcome,
+    attempt: _Attempt,
 ) -> AsyncIterator[CompletionEvent]:
-    """Call the model, retrying where it can help; sets `outcome` for the caller to decide what is next."""
-    for event in buffered:
-        yield event
-    attempt = 0
+    """Call the model, retrying where it can help; records in `attempt` how it ended."""
+    tries = 0
     while True:
-        yield CompletionEvent("start", {"model": model.ref, "attempt": attempt + 1})
+        yield CompletionEvent("start", {"model": model.ref, "attempt": tries + 1})
         sent_text = False
         try:
             async with aclosing(plan.adapter.stream(model.model_id, messages, params)) as items:
@@ -224,7 +200,7 @@ async def _run(
                                 "latency_ms": int((time.monotonic() - started) * 1000),
                             },
                         )
-                        outcome.final = True
+                        attempt.final = True
                         return
         except ProviderError as exc:
             await sync_to_async(_record_failure)(model, exc, plan.key_id)
@@ -233,14 +209,14 @@ async def _run(
                 yield CompletionEvent(
                     "error", {"code": exc.code, "message": exc.message, "model": model.ref, "partial": True}
                 )
-                outcome.final = True
+                attempt.final = True
                 return
-            wait = _retry_wait(exc, attempt)
+            wait = _retry_wait(exc, tries)
             if wait is None:
-                outcome.code, outcome.reason = exc.code, exc.message
+                attempt.code, attempt.reason = exc.code, exc.message
                 return
             await asyncio.sleep(wait)
-            attempt += 1
+            tries += 1
 
 
 async def completion_collect(

@@ -1,15 +1,15 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from django.views.generic import RedirectView
 
 from accounts import views as accounts_views
+from chat import views as chat_views
 from core import views as core_views
 from orchestrator.api import api
 
 urlpatterns = [
-    # The chat page takes "/" when it exists; until then the models page is home.
-    path("", RedirectView.as_view(pattern_name="models", permanent=False), name="home"),
+    path("", chat_views.chat_home, name="home"),
+    path("chat/", include("chat.urls")),
     path("models/", include("models_mgmt.urls")),
     path("api-keys/", include("apikeys.urls")),
     path("settings/", accounts_views.settings_page, name="settings"),
@@ -19,6 +19,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/", api.urls),
+    path("v1/", include("gateway.urls")),
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),
 ]

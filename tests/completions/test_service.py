@@ -159,3 +159,21 @@ def test_caller_stopping_closes_the_upstream_request(openai: Cloud, alice: objec
         return ""
 
     assert async_to_sync(first_delta_then_stop)() == "Echo"
+
+
+def test_loading_is_announced_before_the_load_finishes(
+    discovered: dict[str, AIModel], lmstudio: FakeLMStudio, alice: object
+) -> None:
+    import asyncio
+
+    lmstudio.hold_loads()
+
+    async def run() -> list:
+        stream = completion_stream(user=alice, model=discovered[GEMMA], messages=HELLO)
+        first = await asyncio.wait_for(anext(stream), timeout=5)  # must not wait for the held load
+        assert first.type == "loading" and not lmstudio.models[GEMMA].instances
+        lmstudio.release_loads()
+        return [first] + [event async for event in stream]
+
+    kinds = [e.type for e in async_to_sync(run)()]
+    assert kinds[0] == "loading" and kinds[-1] == "done"

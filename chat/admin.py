@@ -1,0 +1,16 @@
+from django.contrib import admin
+
+from chat.models import Conversation, Message
+
+
+class MessageInline(admin.TabularInline):
+    model = Message
+    extra = 0
+    fields = ["role", "status", "content", "answered_by_ref", "latency_ms"]
+    readonly_fields = fields
+
+
+@admin.register(Conversation)
+class ConversationAdmin(admin.ModelAdmin):
+    list_display = ["title", "owner", "updated_at"]
+    inlines = [MessageInline]

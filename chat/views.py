@@ -1,0 +1,204 @@
+from collections.abc import AsyncIterator
+
+from asgiref.sync import sync_to_async
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.utils.html import escape
+from django.views.decorators.http import require_GET, require_POST
+
+from chat import services
+from chat.models import Conversation, Message, MessageStatus
+
+
+def _conversation(request: HttpRequest, pk: int) -> Conversation:
+    try:
+        return services.conversation_get(owner=request.user, pk=pk)
+    except services.ConversationNotFound:
+        raise Http404("No such conversation.") from None
+
+
+def _message_context(message: Message, user: object) -> dict[str, object]:
+    alternative = None
+    if message.role == "assistant" and message.status == MessageStatus.ERROR:
+        alternative = services.chat_alternative(message=message, user=user)
+    return {"m": message, "alternative": alternative}
+
+
+def _picker_context(request: HttpRequest, selected_id: str | int | None) -> dict[str, object]:
+    statuses = services.chat_model_statuses(user=request.user)
+    selected = next((s for s in statuses if str(s.model.pk) == str(selected_id)), None)
+    return {"statuses": statuses, "selected": selected}
+
+
+def _page(request: HttpRequest, conversation: Conversation | None, *, status: int = 200) -> HttpResponse:
+    messages = list(conversation.messages.select_related("requested_model__provider")) if conversation else []
+    context = {
+        "conversation": conversation,
+        "conversations": services.conversation_list(owner=request.user),
+        "items": [_message_context(m, request.user) for m in messages],
+        **_picker_context(request, conversation.model_id if conversation else None),
+    }
+    return render(request, "chat/chat.html", context, status=status)
+
+
+def _error(request: HttpRequest, message: str, status: int = 400) -> HttpResponse:
+    response = render(request, "chat/_error.html", {"error": message}, status=status)
+    if request.htmx:
+        response["HX-Retarget"] = "#composer-error"
+        response["HX-Reswap"] = "innerHTML"
+    return response
+
+
+@login_required
+@require_GET
+def chat_home(request: HttpRequest) -> HttpResponse:
+    latest = services.conversation_list(owner=request.user).first()
+    if latest is not None and "new" not in request.GET:
+        return redirect("chat-conversation", pk=latest.pk)
+    return _page(request, None)
+
+
+@login_required
+@require_GET
+def conversation_page(request: HttpRequest, pk: int) -> HttpResponse:
+    return _page(request, _conversation(request, pk))
+
+
+@login_required
+@require_POST
+def chat_start(request: HttpRequest) -> HttpResponse:
+    """The first message of a new conversation."""
+    conversation = services.conversation_create(owner=request.user)
+    try:
+        services.chat_send(conversation=conversation, content=request.POST.get("content", ""),
+                           model_id=request.POST.get("model"))
+    except services.ChatError as exc:
+        conversation.delete()
+        return _error(request, exc.message)
+    return _go(request, conversation)
+
+
+def _go(request: HttpRequest, conversation: Conversation | None) -> HttpResponse:
+    target = f"/chat/{conversation.pk}/" if conversation else "/?new=1"
+    if request.htmx:
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = target
+        return response
+    return redirect(target)
+
+
+@login_required
+@require_POST
+def chat_send(request: HttpRequest, pk: int) -> HttpResponse:
+    conversation = _conversation(request, pk)
+    try:
+        question, answer = services.chat_send(
+            conversation=conversation, content=request.POST.get("content", ""), model_id=request.POST.get("model")
+        )
+    except services.ChatError as exc:
+        return _error(request, exc.message)
+    if not request.htmx:
+        return redirect("chat-conversation", pk=pk)
+    context = {"items": [_message_context(question, request.user), _message_context(answer, request.user)]}
+    return render(request, "chat/_messages.html", context)
+
+
+@login_required
+@require_POST
+def chat_regenerate(request: HttpRequest, pk: int) -> HttpResponse:
+    conversation = _conversation(request, pk)
+    try:
+        services.chat_regenerate(conversation=conversation, model_id=request.POST.get("model"))
+    except services.ChatError as exc:
+        return _error(request, exc.message)
+    return _go(request, conversation)
+
+
+@login_required
+@require_POST
+def chat_stop(request: HttpRequest, message_id: int) -> HttpResponse:
+    try:
+        services.chat_stop(owner=request.user, message_id=message_id)
+    except services.ConversationNotFound:
+        raise Http404("No such message.") from None
+    return HttpResponse(status=204)
+
+
+def _sse(event: str, html: str) -> bytes:
+    data = "".join(f"data: {line}\n" for line in html.split("\n"))
+    return f"event: {event}\n{data}\n".encode()
+
+
+@login_required
+async def chat_stream(request: HttpRequest, message_id: int) -> StreamingHttpResponse:
+    user = await request.auser()
+
+    async def events() -> AsyncIterator[bytes]:
+        async for update in services.chat_stream(message_id=message_id, user=user):
+            if update.kind == "end":
+                break
+            yield _sse(update.kind, escape(update.text))
+        message = await sync_to_async(
+            lambda: Message.objects.select_related("requested_model__provider", "answered_by__provider")
+            .filter(pk=message_id, conversation__owner=user)
+            .first()
+        )()
+        if message is not None:
+            html = await sync_to_async(render_to_string)(
+                "chat/_message.html", await sync_to_async(_message_context)(message, user), request
+            )
+            yield _sse("final", html)
+        # The browser closes its EventSource on "end", so it never reconnects and asks again.
+        yield _sse("end", "")
+
+    response = StreamingHttpResponse(events(), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+@login_required
+@require_POST
+def conversation_new(request: HttpRequest) -> HttpResponse:
+    return _go(request, None)
+
+
+@login_required
+@require_POST
+def conversation_rename(request: HttpRequest, pk: int) -> HttpResponse:
+    conversation = _conversation(request, pk)
+    try:
+        services.conversation_rename(conversation=conversation, title=request.POST.get("title", ""))
+    except services.ChatError as exc:
+        return _error(request, exc.message)
+    return _go(request, conversation)
+
+
+@login_required
+@require_POST
+def conversation_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    services.conversation_delete(conversation=_conversation(request, pk))
+    return _go(request, services.conversation_list(owner=request.user).first())
+
+
+@login_required
+@require_POST
+def conversation_settings(request: HttpRequest, pk: int) -> HttpResponse:
+    conversation = _conversation(request, pk)
+    try:
+        services.conversation_configure(
+            conversation=conversation,
+            system_prompt=request.POST.get("system_prompt"),
+            auto_fallback=request.POST.get("auto_fallback") == "1",
+        )
+    except services.ChatError as exc:
+        return _error(request, exc.message)
+    return _go(request, conversation)
+
+
+@login_required
+@require_GET
+def model_picker(request: HttpRequest) -> HttpResponse:
+    return render(request, "chat/_picker.html", _picker_context(request, request.GET.get("model")))

@@ -1,0 +1,175 @@
+"""An OpenAI-compatible API over the completion service, for tools that speak OpenAI's protocol.
+
+GET /v1/models, GET /v1/models/<ref>, POST /v1/chat/completions; authenticated by API token only
+(`Authorization: Bearer orch_...`), never by session, so CSRF does not apply. The wire format and the
+error table live in `gateway.openai_format`.
+
+A streamed answer waits for its first text before the response starts: fallbacks happen only before
+it, so by then the answering model is known (for `X-Orchestrator-Model` and every chunk's `model`), and
+a request no model could answer gets a real HTTP error status that SDKs raise as their own exceptions."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+
+from asgiref.sync import sync_to_async
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from accounts.services import api_token_authenticate
+from completions.services import CompletionEvent, completion_collect, completion_stream
+from gateway import openai_format as fmt
+from models_mgmt.models import AIModel
+from models_mgmt.services import ModelNotFound, model_get, model_list_with_status, model_status
+
+MODEL_HEADER = "X-Orchestrator-Model"
+
+
+def error_response(error: fmt.GatewayError) -> JsonResponse:
+    return JsonResponse(error.body(), status=error.status)
+
+
+def _bearer(request: HttpRequest) -> str | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return (token.strip() or None) if scheme.lower() == "bearer" else None
+
+
+async def _caller(request: HttpRequest) -> AbstractBaseUser:
+    raw = _bearer(request)
+    if raw is None:
+        raise fmt.missing_api_key()
+    user = await sync_to_async(api_token_authenticate)(raw=raw)
+    if user is None:
+        raise fmt.invalid_api_key()
+    return user
+
+
+def _check_method(request: HttpRequest, method: str) -> None:
+    if request.method != method:
+        raise fmt.method_not_allowed(request.method or "", request.path)
+
+
+def _listed_models(user: AbstractBaseUser) -> list[AIModel]:
+    return [s.model for s in model_list_with_status(user=user) if fmt.is_listed(s)]
+
+
+def _listed_model(user: AbstractBaseUser, ref: str) -> AIModel:
+    try:
+        model = model_get(ref=ref)
+    except ModelNotFound:
+        raise fmt.model_not_found(ref) from None
+    if not fmt.is_listed(model_status(model=model, user=user)):
+        raise fmt.model_not_found(ref)  # the list does not show it, so neither does a lookup
+    return model
+
+
+def _chat_model(ref: str) -> AIModel:
+    try:
+        model = model_get(ref=ref)
+    except ModelNotFound:
+        raise fmt.model_not_found(ref) from None
+    if not model.can_chat:
+        raise fmt.not_a_chat_model(ref)
+    return model
+
+
+@csrf_exempt  # only so that a POST gets OpenAI's 405, not Django's CSRF page
+async def models(request: HttpRequest) -> HttpResponse:
+    try:
+        _check_method(request, "GET")
+        user = await _caller(request)
+        listed = await sync_to_async(_listed_models)(user)
+    except fmt.GatewayError as exc:
+        return error_response(exc)
+    return JsonResponse(fmt.model_list(listed))
+
+
+@csrf_exempt
+async def model_detail(request: HttpRequest, ref: str) -> HttpResponse:
+    try:
+        _check_method(request, "GET")
+        user = await _caller(request)
+        model = await sync_to_async(_listed_model)(user, ref)
+    except fmt.GatewayError as exc:
+        return error_response(exc)
+    return JsonResponse(fmt.model_object(model))
+
+
+@csrf_exempt  # bearer tokens only: no cookie, so no cross-site request forgery to guard against
+async def chat_completions(request: HttpRequest) -> HttpResponse:
+    try:
+        _check_method(request, "POST")
+        user = await _caller(request)
+        try:
+            body = request.body
+        except RequestDataTooBig:
+            raise fmt.body_too_large() from None
+        chat = fmt.parse_chat_request(body)
+        model = await sync_to_async(_chat_model)(chat.model)
+    except fmt.GatewayError as exc:
+        return error_response(exc)
+
+    if chat.stream:
+        events = completion_stream(user=user, model=model, messages=chat.messages, params=chat.params)
+        return await _stream(events, requested=model.ref, include_usage=chat.include_usage)
+
+    created = int(time.time())
+    result = await completion_collect(user=user, model=model, messages=chat.messages, params=chat.params)
+    if result.error is not None:
+        return error_response(fmt.service_error(result.error, result.fallbacks, partial=bool(result.text)))
+    response = JsonResponse(
+        fmt.completion_object(
+            completion_id=fmt.new_completion_id(), created=created, requested=model.ref, result=result
+        )
+    )
+    response[MODEL_HEADER] = result.model
+    return response
+
+
+async def _stream(events: AsyncIterator[CompletionEvent], *, requested: str, include_usage: bool) -> HttpResponse:
+    opening = fmt.Opening(requested=requested)
+    try:
+        async for event in events:
+            if opening.feed(event):
+                break
+    except BaseException:
+        # A client gone while a model loads cancels this view; the upstream request must end with it.
+        await _close(events)
+        raise
+    if (failure := opening.failure) is not None:
+        await _close(events)
+        return error_response(failure)
+
+    writer = fmt.ChunkWriter(opening=opening, include_usage=include_usage)
+
+    async def body() -> AsyncIterator[bytes]:
+        # aclosing: a client that goes away stops the upstream request now, not at garbage collection.
+        async with aclosing(events) as rest:
+            yield writer.head()
+            if opening.first is not None:
+                yield writer.event(opening.first)
+            async for event in rest:
+                if chunk := writer.event(event):
+                    yield chunk
+
+    response = StreamingHttpResponse(body(), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"  # proxies such as nginx must pass each chunk on at once
+    response[MODEL_HEADER] = opening.model or requested
+    return response
+
+
+async def _close(events: AsyncIterator[CompletionEvent]) -> None:
+    # completion_stream is an async generator; its declared type only promises iteration.
+    aclose = getattr(events, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+@csrf_exempt
+async def unknown(request: HttpRequest, rest: str = "") -> HttpResponse:
+    return error_response(fmt.unknown_url(request.method or "", request.path))
