@@ -5,6 +5,7 @@ stream ends (done, failed, stopped, or the browser gone)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
@@ -209,6 +210,11 @@ async def _with_ticks(
     finally:
         if pending is not None and not pending.done():
             pending.cancel()
+            # Let the cancelled read unwind inside the stream (it closes its upstream response) before
+            # closing the stream itself; both must happen while the event loop is still here.
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration, Exception):
+                await pending
+        await events.aclose()  # type: ignore[attr-defined]
 
 
 def _claim(message_id: int, owner: AbstractBaseUser) -> Message | None:

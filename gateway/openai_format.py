@@ -8,45 +8,45 @@ Errors always have OpenAI's shape `{"error": {"message", "type", "param", "code"
 
 Before the service is called:
 
-    ======  =====================  ======================  ===============================================
-    status  type                   code                    when
-    ======  =====================  ======================  ===============================================
-    400     invalid_request_error  null                    body not JSON / not an object, missing or badly
-                                                           typed field, image/audio/file content, tool
-                                                           messages, n != 1, stream_options without stream
-    401     invalid_request_error  null                    no `Authorization: Bearer` token (as OpenAI)
-    401     invalid_request_error  invalid_api_key         a token that is not a valid, active API token
-    404     invalid_request_error  model_not_found         no such model (param "model")
-    404     invalid_request_error  null                    the model exists but cannot chat (an embedder)
-    404     invalid_request_error  null                    unknown URL under /v1/
-    405     invalid_request_error  null                    wrong HTTP method
-    413     invalid_request_error  null                    body over Django's DATA_UPLOAD_MAX_MEMORY_SIZE
-    ======  =====================  ======================  ===============================================
+    ======  =====================  ========================  =============================================
+    status  type                   code                      when
+    ======  =====================  ========================  =============================================
+    400     invalid_request_error  null                      body not JSON / not an object, missing or badly
+                                                             typed field, image/audio/file content, tool
+                                                             messages, n != 1, stream_options without stream
+    401     invalid_request_error  null                      no `Authorization: Bearer` token (as OpenAI)
+    401     invalid_request_error  invalid_api_key           a token that is not a valid, active API token
+    404     invalid_request_error  model_not_found           no such model (param "model")
+    404     invalid_request_error  null                      the model exists but cannot chat (an embedder)
+    404     invalid_request_error  null                      unknown URL under /v1/
+    405     invalid_request_error  null                      wrong HTTP method
+    413     invalid_request_error  null                      body over Django's DATA_UPLOAD_MAX_MEMORY_SIZE
+    ======  =====================  ========================  =============================================
 
 When no model could answer (after retries and fallbacks), by the service's final error `code`:
 
-    ======  =====================  ======================  ===============================================
-    status  type                   code                    service code(s)
-    ======  =====================  ======================  ===============================================
-    429     requests               rate_limit_exceeded     every candidate whose code is known was
-                                                           rate_limited (or quota, mixed)
-    429     insufficient_quota     insufficient_quota      every such candidate was out of quota
-    400     invalid_request_error  context_length_exceeded context_length (param "messages")
-    400     invalid_request_error  null                    bad_request: the upstream refused the request
-    503     server_error           <service code>          nothing could be asked: no_key, unreachable,
-                                                           inactive, failed (cooling down), load_failed,
-                                                           key_unreadable; also overloaded, and
-                                                           rate_limited/quota when other candidates
-                                                           failed otherwise
-    504     server_error           <service code>          timeout, stalled
-    502     server_error           <service code>          auth (our provider key refused), not_found
-                                                           (upstream does not know the model),
-                                                           server_error, connect, bad_response,
-                                                           stream_cut, anything unknown
-    502     server_error           <service code>          non-stream only: text came, then the upstream
-                                                           failed (a partial answer is not returned as if
-                                                           it were whole)
-    ======  =====================  ======================  ===============================================
+    ======  =====================  ========================  =============================================
+    status  type                   code                      service code(s)
+    ======  =====================  ========================  =============================================
+    429     requests               rate_limit_exceeded       every candidate whose code is known was
+                                                             rate_limited (or quota, mixed)
+    429     insufficient_quota     insufficient_quota        every such candidate was out of quota
+    400     invalid_request_error  context_length_exceeded   context_length (param "messages")
+    400     invalid_request_error  null                      bad_request: the upstream refused the request
+    503     server_error           <service code>            nothing could be asked: no_key, unreachable,
+                                                             inactive, failed (cooling down), load_failed,
+                                                             key_unreadable; also overloaded, and
+                                                             rate_limited/quota when other candidates
+                                                             failed otherwise
+    504     server_error           <service code>            timeout, stalled
+    502     server_error           <service code>            auth (our provider key refused), not_found
+                                                             (upstream does not know the model),
+                                                             server_error, connect, bad_response,
+                                                             stream_cut, anything unknown
+    502     server_error           <service code>            non-stream only: text came, then the upstream
+                                                             failed (a partial answer is not returned as if
+                                                             it were whole)
+    ======  =====================  ========================  =============================================
 
 Which codes the fallbacks had is known only if the service's `fallback` events carry a `code`; until
 then the final code alone decides. A stream that fails after text was sent cannot change its status:

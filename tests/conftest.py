@@ -133,3 +133,11 @@ def cloud_provider(name: str = "openai", kind: str | None = None, base_url: str 
         name=name, defaults={"kind": kind or name, "base_url": base_url, "enabled": True}
     )
     return provider
+
+
+@pytest.fixture
+def fast_timeouts(settings) -> None:  # noqa: ANN001
+    """Upstream timeouts short enough for fault tests: a timeout or stall costs a second, not a minute."""
+    settings.COMPLETION_TIMEOUT = 1.0
+    settings.COMPLETION_IDLE_TIMEOUT = 0.5
+    settings.COMPLETION_RETRIES = 1

@@ -43,10 +43,3 @@ def cloud(request: pytest.FixtureRequest, db: None, alice: object) -> Iterator[C
     """Each cloud provider in turn, behind its emulator, with a key of alice's and one model."""
     with ExitStack() as stack:
         yield start_cloud(stack, request.param, alice)
-
-
-@pytest.fixture
-def fast_timeouts(settings) -> None:  # noqa: ANN001
-    settings.COMPLETION_TIMEOUT = 1.0
-    settings.COMPLETION_IDLE_TIMEOUT = 0.5
-    settings.COMPLETION_RETRIES = 1

@@ -1,0 +1,201 @@
+"""Chat services: nothing typed is lost, answers are saved however the stream ends."""
+
+from contextlib import ExitStack
+
+import pytest
+from asgiref.sync import async_to_sync
+
+from chat import services
+from chat.models import Message, MessageStatus
+from models_mgmt.models import AIModel
+from tests.completions.conftest import Cloud, start_cloud
+from tests.fakes.lmstudio import FakeLMStudio
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_timeouts")]
+QWEN, GEMMA = "qwen/qwen2.5-7b-instruct", "google/gemma-3-4b"
+
+
+@pytest.fixture
+def openai(db: None, alice: object) -> Cloud:
+    with ExitStack() as stack:
+        yield start_cloud(stack, "openai", alice)
+
+
+def run_stream(message: Message, user: object, *, stop_after: int | None = None) -> list:
+    async def go() -> list:
+        updates = []
+        stream = services.chat_stream(message_id=message.pk, user=user)
+        async for update in stream:
+            updates.append(update)
+            if stop_after is not None and len([u for u in updates if u.kind == "delta"]) >= stop_after:
+                await stream.aclose()  # the browser went away
+                break
+        return updates
+
+    return async_to_sync(go)()
+
+
+def test_send_stores_the_question_before_any_model_is_asked(alice: object, discovered: dict) -> None:
+    conversation = services.conversation_create(owner=alice)
+    question, answer = services.chat_send(
+        conversation=conversation, content="Hello\nthere", model_id=discovered[QWEN].pk
+    )
+    assert question.content == "Hello\nthere" and question.role == "user"
+    assert answer.status == MessageStatus.PENDING and answer.requested_model == discovered[QWEN]
+    conversation.refresh_from_db()
+    assert conversation.title == "Hello" and conversation.model == discovered[QWEN]
+
+
+@pytest.mark.parametrize(("content", "error"), [("   ", "Type a message"), ("x" * 100_001, "at most")])
+def test_send_refuses_empty_or_huge_messages(alice: object, discovered: dict, content: str, error: str) -> None:
+    conversation = services.conversation_create(owner=alice)
+    with pytest.raises(services.ChatError, match=error):
+        services.chat_send(conversation=conversation, content=content, model_id=discovered[QWEN].pk)
+    assert not Message.objects.exists()
+
+
+def test_send_refuses_embedding_models_and_no_model(alice: object, discovered: dict) -> None:
+    conversation = services.conversation_create(owner=alice)
+    with pytest.raises(services.ChatError, match="embedding"):
+        services.chat_send(
+            conversation=conversation, content="hi", model_id=discovered["text-embedding-nomic-embed-text-v1.5"].pk
+        )
+    with pytest.raises(services.ChatError, match="Choose a model"):
+        services.chat_send(conversation=conversation, content="hi", model_id=None)
+
+
+def test_answer_is_streamed_and_saved_with_its_facts(alice: object, discovered: dict) -> None:
+    conversation = services.conversation_create(owner=alice)
+    services.conversation_configure(conversation=conversation, system_prompt="Be brief.")
+    _, answer = services.chat_send(conversation=conversation, content="hello there", model_id=discovered[QWEN].pk)
+    updates = run_stream(answer, alice)
+    assert "".join(u.text for u in updates if u.kind == "delta") == "Echo: hello there"
+    answer.refresh_from_db()
+    assert answer.status == MessageStatus.COMPLETE and answer.content == "Echo: hello there"
+    assert answer.answered_by == discovered[QWEN] and answer.latency_ms is not None
+    assert answer.completion_tokens == 3 and answer.prompt_tokens > 0
+
+
+def test_history_carries_the_system_prompt_and_earlier_turns(
+    alice: object, discovered: dict, lmstudio: FakeLMStudio
+) -> None:
+    conversation = services.conversation_create(owner=alice)
+    services.conversation_configure(conversation=conversation, system_prompt="Be brief.")
+    _, first = services.chat_send(conversation=conversation, content="one", model_id=discovered[QWEN].pk)
+    run_stream(first, alice)
+    _, second = services.chat_send(conversation=conversation, content="two", model_id=discovered[QWEN].pk)
+    history = services.chat_history(conversation=conversation, before=second)
+    assert history == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "one"},
+        {"role": "assistant", "content": "Echo: one"},
+        {"role": "user", "content": "two"},
+    ]
+
+
+def test_a_second_stream_of_the_same_answer_does_not_ask_again(alice: object, openai: Cloud) -> None:
+    conversation = services.conversation_create(owner=alice)
+    _, answer = services.chat_send(conversation=conversation, content="hi", model_id=openai.model.pk)
+    run_stream(answer, alice)
+    assert [u.kind for u in run_stream(answer, alice)] == ["end"]
+    assert openai.fake.chat_count == 1
+
+
+def test_fallback_is_labelled(alice: object, openai: Cloud, discovered: dict) -> None:
+    openai.fake.fail("503")
+    conversation = services.conversation_create(owner=alice)
+    _, answer = services.chat_send(conversation=conversation, content="hi", model_id=openai.model.pk)
+    updates = run_stream(answer, alice)
+    assert any(u.kind == "notice" and "failed" in u.text for u in updates)
+    answer.refresh_from_db()
+    assert answer.status == MessageStatus.COMPLETE and answer.answered_by == discovered[QWEN]
+    assert answer.fallbacks[0]["from"] == openai.model.ref and "503" in answer.fallbacks[0]["reason"]
+
+
+def test_without_auto_fallback_the_error_is_kept_and_an_alternative_offered(
+    alice: object, openai: Cloud, discovered: dict
+) -> None:
+    openai.fake.fail("503")
+    conversation = services.conversation_create(owner=alice)
+    services.conversation_configure(conversation=conversation, auto_fallback=False)
+    _, answer = services.chat_send(conversation=conversation, content="hi", model_id=openai.model.pk)
+    run_stream(answer, alice)
+    answer.refresh_from_db()
+    assert answer.status == MessageStatus.ERROR and "503" in answer.error and answer.content == ""
+    suggestion = services.chat_alternative(message=answer, user=alice)
+    assert suggestion is not None and suggestion.model == discovered[QWEN]
+    retried = services.chat_regenerate(conversation=conversation, model_id=suggestion.model.pk)
+    assert not Message.objects.filter(pk=answer.pk).exists()
+    run_stream(retried, alice)
+    retried.refresh_from_db()
+    assert retried.content == "Echo: hi" and retried.answered_by == discovered[QWEN]
+
+
+def test_mid_stream_failure_keeps_the_partial_answer(alice: object, openai: Cloud) -> None:
+    openai.fake.fail("cut")
+    conversation = services.conversation_create(owner=alice)
+    _, answer = services.chat_send(conversation=conversation, content="hello there friend", model_id=openai.model.pk)
+    run_stream(answer, alice)
+    answer.refresh_from_db()
+    assert answer.status == MessageStatus.ERROR and answer.content.startswith("Echo from")
+    assert answer.error and answer.error_code == "stream_cut"
+
+
+def test_stop_keeps_what_was_written(alice: object, openai: Cloud) -> None:
+    openai.fake.chunk_delay = 0.3
+    conversation = services.conversation_create(owner=alice)
+    _, answer = services.chat_send(
+        conversation=conversation, content="one two three four five six seven eight", model_id=openai.model.pk
+    )
+
+    async def go() -> None:
+        async for update in services.chat_stream(message_id=answer.pk, user=alice):
+            if update.kind == "delta":
+                from asgiref.sync import sync_to_async
+
+                await sync_to_async(services.chat_stop)(owner=alice, message_id=answer.pk)
+
+    async_to_sync(go)()
+    answer.refresh_from_db()
+    assert answer.status == MessageStatus.STOPPED and answer.content.startswith("Echo")
+    assert len(answer.content.split()) < 10
+
+
+def test_a_browser_that_leaves_mid_answer_keeps_the_partial_text(alice: object, openai: Cloud) -> None:
+    openai.fake.chunk_delay = 0.05
+    conversation = services.conversation_create(owner=alice)
+    _, answer = services.chat_send(conversation=conversation, content="a b c d e f g", model_id=openai.model.pk)
+    run_stream(answer, alice, stop_after=2)
+    answer.refresh_from_db()
+    assert answer.status == MessageStatus.STOPPED and answer.content == "Echo from"
+
+
+def test_charlie_cannot_reach_alices_conversation(alice: object, charlie: object, discovered: dict) -> None:
+    conversation = services.conversation_create(owner=alice)
+    _, answer = services.chat_send(conversation=conversation, content="secret", model_id=discovered[QWEN].pk)
+    with pytest.raises(services.ConversationNotFound):
+        services.conversation_get(owner=charlie, pk=conversation.pk)
+    with pytest.raises(services.ConversationNotFound):
+        services.chat_stop(owner=charlie, message_id=answer.pk)
+    assert [u.kind for u in run_stream(answer, charlie)] == ["end"]
+    answer.refresh_from_db()
+    assert answer.status == MessageStatus.PENDING
+
+
+def test_rename_and_regenerate_rules(alice: object, discovered: dict) -> None:
+    conversation = services.conversation_create(owner=alice)
+    with pytest.raises(services.ChatError):
+        services.conversation_rename(conversation=conversation, title="  ")
+    assert services.conversation_rename(conversation=conversation, title=" Plans ").title == "Plans"
+    with pytest.raises(services.ChatError, match="no question"):
+        services.chat_regenerate(conversation=conversation, model_id=discovered[QWEN].pk)
+
+
+def test_a_not_loaded_model_is_loaded_with_progress(alice: object, discovered: dict, lmstudio: FakeLMStudio) -> None:
+    conversation = services.conversation_create(owner=alice)
+    _, answer = services.chat_send(conversation=conversation, content="hi", model_id=discovered[GEMMA].pk)
+    updates = run_stream(answer, alice)
+    assert updates[0].kind == "notice" and updates[0].text == "Loading Gemma 3 4B… 0 s"
+    answer.refresh_from_db()
+    assert answer.content == "Echo: hi" and lmstudio.models[GEMMA].instances
+    assert AIModel.objects.get(model_id=GEMMA).load_state == "idle"

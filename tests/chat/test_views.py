@@ -1,0 +1,175 @@
+"""The chat pages, their HTMX fragments and the SSE endpoint."""
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.test import AsyncClient, Client
+
+from chat import services
+from chat.models import Conversation, Message, MessageStatus
+from models_mgmt.models import AIModel
+
+pytestmark = pytest.mark.django_db
+QWEN = "qwen/qwen2.5-7b-instruct"
+HTMX = {"HX-Request": "true"}
+
+
+@pytest.fixture
+def conversation(alice: object, discovered: dict[str, AIModel]) -> Conversation:
+    conversation = services.conversation_create(owner=alice, model=discovered[QWEN])
+    services.conversation_rename(conversation=conversation, title="Trip plans")
+    return conversation
+
+
+def test_login_required(client: Client) -> None:
+    assert client.get("/").status_code == 302
+    assert client.get("/chat/1/").status_code == 302
+
+
+def test_home_without_conversations_shows_an_empty_chat(alice_web: Client, discovered: dict) -> None:
+    response = alice_web.get("/")
+    html = response.content.decode()
+    assert response.status_code == 200 and 'id="composer"' in html and 'hx-post="/chat/start/"' in html
+    assert "✓ Qwen2.5 7B Instruct" in html and "○ Gemma 3 4B" in html
+    assert "Nomic Embed" not in html  # embedding models cannot chat
+
+
+def test_home_opens_the_newest_conversation(alice_web: Client, conversation: Conversation) -> None:
+    assert alice_web.get("/")["Location"] == f"/chat/{conversation.pk}/"
+    assert alice_web.get("/?new=1").status_code == 200
+
+
+def test_sidebar_lists_newest_first_and_only_mine(
+    alice: object, charlie: object, alice_web: Client, conversation: Conversation
+) -> None:
+    newer = services.conversation_create(owner=alice)
+    services.conversation_rename(conversation=newer, title="Newer one")
+    services.conversation_rename(conversation=services.conversation_create(owner=charlie), title="Charlie's")
+    html = alice_web.get(f"/chat/{conversation.pk}/").content.decode()
+    sidebar = html.split('class="conversations"')[1].split("</nav>")[0]
+    assert sidebar.index("Newer one") < sidebar.index("Trip plans") and "Charlie" not in html
+
+
+def test_charlie_gets_404_everywhere(charlie: object, conversation: Conversation) -> None:
+    client = Client()
+    client.force_login(charlie)
+    pk = conversation.pk
+    assert client.get(f"/chat/{pk}/").status_code == 404
+    for path in (
+        f"/chat/{pk}/send/",
+        f"/chat/{pk}/rename/",
+        f"/chat/{pk}/delete/",
+        f"/chat/{pk}/settings/",
+        f"/chat/{pk}/regenerate/",
+    ):
+        assert client.post(path, {"content": "x", "title": "x"}).status_code == 404, path
+    assert Conversation.objects.get(pk=pk).title == "Trip plans"
+
+
+def test_send_returns_the_question_and_a_streaming_answer(
+    alice_web: Client, conversation: Conversation, discovered: dict
+) -> None:
+    response = alice_web.post(
+        f"/chat/{conversation.pk}/send/", {"content": "hello <b>there</b>", "model": discovered[QWEN].pk}, headers=HTMX
+    )
+    html = response.content.decode()
+    answer = Message.objects.get(role="assistant")
+    assert response.status_code == 200 and "hello &lt;b&gt;there&lt;/b&gt;" in html
+    assert f'sse-connect="/chat/messages/{answer.pk}/stream/"' in html and 'sse-close="end"' in html
+    assert f'hx-post="/chat/messages/{answer.pk}/stop/"' in html
+
+
+def test_send_errors_go_to_the_composer(alice_web: Client, conversation: Conversation) -> None:
+    response = alice_web.post(f"/chat/{conversation.pk}/send/", {"content": "  "}, headers=HTMX)
+    assert response.status_code == 400 and response["HX-Retarget"] == "#composer-error"
+    assert "Type a message" in response.content.decode()
+
+
+def test_start_creates_a_conversation_and_redirects(alice_web: Client, discovered: dict) -> None:
+    response = alice_web.post("/chat/start/", {"content": "first question", "model": discovered[QWEN].pk}, headers=HTMX)
+    conversation = Conversation.objects.get()
+    assert response.status_code == 204 and response["HX-Redirect"] == f"/chat/{conversation.pk}/"
+    assert conversation.title == "first question"
+    failed = alice_web.post("/chat/start/", {"content": "", "model": discovered[QWEN].pk}, headers=HTMX)
+    assert failed.status_code == 400 and Conversation.objects.count() == 1
+
+
+def stream(client_user: object, message: Message) -> tuple[object, str]:
+    async def go() -> tuple[object, str]:
+        client = AsyncClient()
+        await client.aforce_login(client_user)
+        response = await client.get(f"/chat/messages/{message.pk}/stream/")
+        return response, b"".join([c async for c in response.streaming_content]).decode()
+
+    return async_to_sync(go)()
+
+
+def test_stream_endpoint_sends_html_events_and_closes(
+    alice: object, conversation: Conversation, discovered: dict
+) -> None:
+    _, answer = services.chat_send(conversation=conversation, content="hi <i>", model_id=discovered[QWEN].pk)
+    response, raw = stream(alice, answer)
+    assert response["Content-Type"] == "text/event-stream" and response["X-Accel-Buffering"] == "no"
+    assert "event: delta\ndata: Echo:\n" in raw and "data:  hi\n" in raw
+    assert "&lt;i&gt;" in raw and "<i>" not in raw.split("event: final")[0]
+    final, end = raw.split("event: final")[1].split("event: end")
+    assert 'class="msg assistant status-complete"' in final and "sse-connect" not in final
+    assert end.strip() == "data:"
+    answer.refresh_from_db()
+    assert answer.status == MessageStatus.COMPLETE
+
+
+def test_stream_of_someone_elses_answer_sends_nothing(
+    charlie: object, conversation: Conversation, discovered: dict
+) -> None:
+    _, answer = services.chat_send(conversation=conversation, content="secret", model_id=discovered[QWEN].pk)
+    _, raw = stream(charlie, answer)
+    assert raw == "event: end\ndata: \n\n" and "secret" not in raw
+
+
+def test_stop_endpoint(alice_web: Client, conversation: Conversation, discovered: dict) -> None:
+    _, answer = services.chat_send(conversation=conversation, content="hi", model_id=discovered[QWEN].pk)
+    assert alice_web.post(f"/chat/messages/{answer.pk}/stop/").status_code == 204
+    assert Message.objects.get(pk=answer.pk).stop_requested
+    assert alice_web.post("/chat/messages/999999/stop/").status_code == 404
+
+
+def test_rename_settings_delete(alice_web: Client, conversation: Conversation) -> None:
+    pk = conversation.pk
+    alice_web.post(f"/chat/{pk}/rename/", {"title": "Holiday"})
+    alice_web.post(f"/chat/{pk}/settings/", {"system_prompt": "Answer in French.", "auto_fallback": ""})
+    conversation.refresh_from_db()
+    assert conversation.title == "Holiday" and conversation.system_prompt == "Answer in French."
+    assert conversation.auto_fallback is False
+    assert alice_web.post(f"/chat/{pk}/rename/", {"title": ""}).status_code == 400
+    response = alice_web.post(f"/chat/{pk}/delete/")
+    assert response.status_code == 302 and not Conversation.objects.filter(pk=pk).exists()
+
+
+def test_regenerate_replaces_the_last_answer(
+    alice: object, alice_web: Client, conversation: Conversation, discovered: dict
+) -> None:
+    _, answer = services.chat_send(conversation=conversation, content="hi", model_id=discovered[QWEN].pk)
+    Message.objects.filter(pk=answer.pk).update(status=MessageStatus.COMPLETE, content="old")
+    response = alice_web.post(f"/chat/{conversation.pk}/regenerate/", headers=HTMX)
+    assert response.status_code == 204 and response["HX-Redirect"] == f"/chat/{conversation.pk}/"
+    assert list(Message.objects.filter(role="assistant").values_list("status", flat=True)) == ["pending"]
+
+
+def test_finished_conversation_shows_model_latency_tokens_and_markdown(
+    alice: object, alice_web: Client, conversation: Conversation, discovered: dict
+) -> None:
+    _, answer = services.chat_send(conversation=conversation, content="**bold** please", model_id=discovered[QWEN].pk)
+    stream(alice, answer)
+    html = alice_web.get(f"/chat/{conversation.pk}/").content.decode()
+    assert "<strong>bold</strong>" in html and f"lmstudio/{QWEN}" in html and "tokens" in html and " ms" in html
+
+
+def test_picker_partial_keeps_the_selection(alice_web: Client, discovered: dict) -> None:
+    html = alice_web.get(f"/chat/models/?model={discovered['google/gemma-3-4b'].pk}", headers=HTMX).content.decode()
+    assert f'value="{discovered["google/gemma-3-4b"].pk}" data-status="not_loaded" selected' in html
+    assert "loaded before it answers" in html
+
+
+def test_pages_carry_a_content_security_policy(alice_web: Client, conversation: Conversation) -> None:
+    policy = alice_web.get(f"/chat/{conversation.pk}/")["Content-Security-Policy"]
+    assert "script-src 'self' 'nonce-" in policy and "img-src 'self'" in policy and "object-src 'none'" in policy
