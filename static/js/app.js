@@ -33,7 +33,10 @@
 
   document.addEventListener("htmx:afterRequest", function (event) {
     var form = event.detail.elt;
-    if (form.id === "composer" && event.detail.successful) {
+    var config = event.detail.requestConfig || {};
+    // Only the composer's own POST: htmx reports the model picker's polling (inside the form) with the
+    // form as its element too, and clearing then would wipe what the user is typing.
+    if (form.id === "composer" && config.verb === "post" && event.detail.successful) {
       form.querySelector("#prompt").value = "";
       var error = document.getElementById("composer-error");
       if (error) { error.textContent = ""; }

