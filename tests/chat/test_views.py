@@ -173,3 +173,14 @@ def test_picker_partial_keeps_the_selection(alice_web: Client, discovered: dict)
 def test_pages_carry_a_content_security_policy(alice_web: Client, conversation: Conversation) -> None:
     policy = alice_web.get(f"/chat/{conversation.pk}/")["Content-Security-Policy"]
     assert "script-src 'self' 'nonce-" in policy and "img-src 'self'" in policy and "object-src 'none'" in policy
+
+
+def test_regenerate_with_the_model_chosen_in_the_picker(alice_web: Client, conversation: Conversation,
+                                                      discovered: dict) -> None:
+    _, answer = services.chat_send(conversation=conversation, content="hi", model_id=discovered[QWEN].pk)
+    Message.objects.filter(pk=answer.pk).update(status=MessageStatus.COMPLETE, content="old")
+    html = alice_web.get(f"/chat/{conversation.pk}/").content.decode()
+    assert 'hx-include="#model-select"' in html
+    gemma = discovered["google/gemma-3-4b"]
+    alice_web.post(f"/chat/{conversation.pk}/regenerate/", {"model": gemma.pk}, headers=HTMX)
+    assert Message.objects.get(role="assistant").requested_model == gemma
