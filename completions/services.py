@@ -27,6 +27,7 @@ from completions.adapters import Adapter, ChatParams, Delta, ErrorCode, Finish, 
 from models_mgmt import services as registry
 from models_mgmt.models import AIModel
 from models_mgmt.services import Status
+from orchestrator import observability
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,61 @@ async def completion_stream(
     params: ChatParams | None = None,
     fallback: bool = True,
 ) -> AsyncIterator[CompletionEvent]:
+    """The events of one completion, observed: a span, metrics per model, one log line at the end."""
+    started = time.monotonic()
+    answering, outcome, first_token = model.ref, "cancelled", False
+    call = observability.tracer().start_span("llm.completion", attributes={"llm.requested_model": model.ref})
+    try:
+        events = _completion_events(user=user, model=model, messages=messages, params=params, fallback=fallback)
+        async with aclosing(events) as stream:
+            async for event in stream:
+                if event.type == "start":
+                    answering = event.data["model"]
+                elif event.type == "delta" and not first_token:
+                    first_token = True
+                    observability.TIME_TO_FIRST_TOKEN.labels(*_labels(answering)).observe(time.monotonic() - started)
+                elif event.type == "fallback":
+                    observability.FALLBACKS.labels(
+                        event.data["from"], event.data["to"], observability.reason_label(event.data.get("code", ""))
+                    ).inc()
+                elif event.type == "done":
+                    outcome = "ok"
+                elif event.type == "error":
+                    outcome = observability.reason_label(event.data.get("code", "error"))
+                yield event
+    finally:
+        elapsed = time.monotonic() - started
+        observability.COMPLETIONS.labels(*_labels(answering), outcome).inc()
+        observability.COMPLETION_LATENCY.labels(*_labels(answering)).observe(elapsed)
+        call.set_attribute("llm.model", answering)
+        call.set_attribute("llm.outcome", outcome)
+        call.end()
+        last_user = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+        observability.log.info(
+            "completion",
+            trace_id=observability.trace_id_of(call),
+            user_id=getattr(user, "pk", None),
+            requested_model=model.ref,
+            model=answering,
+            outcome=outcome,
+            latency_ms=int(elapsed * 1000),
+            **observability.prompt_fingerprint(last_user),
+        )
+
+
+def _labels(ref: str) -> tuple[str, str]:
+    provider, _, model_id = ref.partition("/")
+    return provider, model_id
+
+
+async def _completion_events(
+    *,
+    user: AbstractBaseUser | None,
+    model: AIModel,
+    messages: list[Message],
+    params: ChatParams | None,
+    fallback: bool,
+) -> AsyncIterator[CompletionEvent]:
     params = params or ChatParams()
     started = time.monotonic()
     tried: list[int] = []
@@ -156,7 +212,9 @@ async def completion_stream(
             message = f"{reason} — and no other model is available to answer instead."
             yield CompletionEvent("error", {"code": code, "message": message, "model": current.ref})
             return
-        yield CompletionEvent("fallback", {"from": current.ref, "to": suggestion.model.ref, "reason": reason})
+        yield CompletionEvent(
+            "fallback", {"from": current.ref, "to": suggestion.model.ref, "reason": reason, "code": code}
+        )
         current = suggestion.model
 
 

@@ -4,7 +4,7 @@ import uuid
 
 from django.core.cache import cache
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 
 from orchestrator.celery import app as celery_app
@@ -44,3 +44,16 @@ def readyz(request: HttpRequest) -> JsonResponse:
             checks[name] = f"failed: {type(exc).__name__}"
     ready = all(v == "ok" for v in checks.values())
     return JsonResponse({"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)
+
+
+@never_cache
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus exposition. Model statuses are read at scrape time (cached, one question per server)."""
+    from models_mgmt.services import model_list_with_status
+    from orchestrator.observability import MODEL_STATUS, metrics_exposition
+
+    MODEL_STATUS.clear()
+    for status in model_list_with_status():
+        MODEL_STATUS.labels(status.model.ref, status.status).set(1)
+    body, content_type = metrics_exposition()
+    return HttpResponse(body, content_type=content_type)

@@ -24,6 +24,7 @@ from apikeys.services import apikey_for_call, usable_keys_by_provider
 from models_mgmt.models import AIModel, LoadState, ModelSource, Provider
 from models_mgmt.runtimes import RuntimeModel, Snapshot, UpstreamError, runtime_for
 from orchestrator.errors import ServiceError
+from orchestrator.observability import MODEL_LOAD_SECONDS
 
 if TYPE_CHECKING:
     from completions.adapters import RemoteModel
@@ -358,15 +359,18 @@ def model_load_run(*, model_id: int) -> None:
     model = AIModel.objects.select_related("provider").get(pk=model_id)
     if model.load_state != LoadState.LOADING:
         return  # reset while queued: nobody wants this load any more
+    started = time.monotonic()
     try:
         runtime_for(model.provider).load(model.model_id, timeout=settings.MODEL_LOAD_TIMEOUT)
     except UpstreamError as exc:
+        MODEL_LOAD_SECONDS.labels(model.ref, "failed").observe(time.monotonic() - started)
         AIModel.objects.filter(pk=model.pk).update(
             load_state=LoadState.FAILED, load_error=exc.message, state_changed_at=timezone.now()
         )
         # A refused connection is the server's state, not the model's: it does not earn a cooldown.
         model_record_failure(model=model, reason=f"Load failed: {exc.message}", retryable=exc.retryable)
     else:
+        MODEL_LOAD_SECONDS.labels(model.ref, "loaded").observe(time.monotonic() - started)
         AIModel.objects.filter(pk=model.pk).update(
             load_state=LoadState.IDLE,
             load_error="",

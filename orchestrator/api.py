@@ -4,6 +4,7 @@ from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
 
 from apikeys.api import router as keys_router
+from codegen.api import router as codegen_router
 from completions.api import router as completions_router
 from models_mgmt.api import router as models_router
 from orchestrator.errors import ServiceError
@@ -12,6 +13,7 @@ api = NinjaAPI(title="AI Orchestrator", version="1", urls_namespace="api")
 api.add_router("/models", models_router)
 api.add_router("/keys", keys_router)
 api.add_router("/completions", completions_router)
+api.add_router("/codegen", codegen_router)
 
 
 @api.exception_handler(ServiceError)

@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "completions",
     "gateway",
     "chat",
+    "codegen",
 ]
 
 MIDDLEWARE = [
@@ -177,14 +178,32 @@ COMPLETION_IDLE_TIMEOUT = env.float("COMPLETION_IDLE_TIMEOUT", default=30.0)  # 
 COMPLETION_RETRIES = env.int("COMPLETION_RETRIES", default=1)
 COMPLETION_MAX_RETRY_WAIT = env.float("COMPLETION_MAX_RETRY_WAIT", default=10.0)  # a longer retry-after falls back
 COMPLETION_DEFAULT_MAX_TOKENS = env.int("COMPLETION_DEFAULT_MAX_TOKENS", default=1024)
+CODEGEN_DEFAULT_MODEL = env.str("CODEGEN_DEFAULT_MODEL", default="")  # <provider>/<model id>
+CODEGEN_RATE_LIMIT = env.int("CODEGEN_RATE_LIMIT", default=3)  # requests per user per window
+CODEGEN_RATE_WINDOW_SECONDS = env.int("CODEGEN_RATE_WINDOW_SECONDS", default=60)
+CODEGEN_PROMPT_MIN_CHARS = env.int("CODEGEN_PROMPT_MIN_CHARS", default=10)
+CODEGEN_PROMPT_MAX_CHARS = env.int("CODEGEN_PROMPT_MAX_CHARS", default=50_000)
+CODEGEN_ASSUMED_CONTEXT_TOKENS = env.int("CODEGEN_ASSUMED_CONTEXT_TOKENS", default=8192)  # when a model says none
 FALLBACK_ORDER = env.list("FALLBACK_ORDER", default=["external", "loaded", "local"])
 ALLOW_LOCAL_TO_CLOUD_FALLBACK = env.bool("ALLOW_LOCAL_TO_CLOUD_FALLBACK", default=True)
 
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        # structlog has already rendered the event as one JSON object; print it as it is.
+        "json": {"format": "%(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "events": {"class": "logging.StreamHandler", "formatter": "json"},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+        "orchestrator.events": {"handlers": ["events"], "level": LOG_LEVEL, "propagate": False},
+    },
 }

@@ -4,12 +4,15 @@ from django.urls import include, path
 
 from accounts import views as accounts_views
 from chat import views as chat_views
+from codegen import views as codegen_views
 from core import views as core_views
 from orchestrator.api import api
 
 urlpatterns = [
     path("", chat_views.chat_home, name="home"),
     path("chat/", include("chat.urls")),
+    path("codegen/", include("codegen.urls")),
+    path("llm-codegen/generate", codegen_views.generate, name="llm-codegen-generate"),
     path("models/", include("models_mgmt.urls")),
     path("api-keys/", include("apikeys.urls")),
     path("settings/", accounts_views.settings_page, name="settings"),
@@ -22,4 +25,5 @@ urlpatterns = [
     path("v1/", include("gateway.urls")),
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),
+    path("metrics", core_views.metrics, name="metrics"),
 ]

@@ -35,6 +35,7 @@ error_event    stream: HTTP 200, a couple of text events, the provider's mid-str
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import uuid
@@ -106,12 +107,12 @@ class Reply:
 
     @property
     def pieces(self) -> list[str]:
-        """One streamed piece per word; joined they give ``text``."""
-        return [w if i == 0 else f" {w}" for i, w in enumerate(self.words)]
+        """One streamed piece per word, each with the white space before it; joined they give ``text``."""
+        return list(self.words)
 
     @property
     def text(self) -> str:
-        return " ".join(self.words)
+        return "".join(self.words)
 
 
 @dataclass
@@ -308,7 +309,8 @@ class CloudFake(FakeServer, ABC):
             self._cond.wait_for(lambda: self.stopping.is_set() or self._release != release, self.hold_seconds)
 
     def _reply(self, model: str, given: ChatInput) -> Reply:
-        words = f"Echo from {model}: {given.last_user}".split()
+        # Words keep the white space before them, so line breaks (code in a prompt) survive the echo.
+        words = re.findall(r"\s*\S+", f"Echo from {model}: {given.last_user}")
         truncated = given.max_tokens is not None and given.max_tokens < len(words)
         words = words[: given.max_tokens] if truncated else words
         prompt_tokens = sum(len(t.split()) for t in given.texts)

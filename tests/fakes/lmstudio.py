@@ -395,12 +395,13 @@ class FakeLMStudio(FakeServer):
 
         messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
         last_user = next((_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), "")
-        words = f"Echo: {last_user}".split()
+        # Each piece keeps the white space before it, so line breaks (code in a prompt) survive the echo.
+        words = re.findall(r"\s*\S+", f"Echo: {last_user}")
         limit = body.get("max_tokens") or body.get("max_completion_tokens")
         finish = "stop"
         if isinstance(limit, int) and 0 < limit < len(words):
             words, finish = words[:limit], "length"
-        pieces = [w if i == 0 else f" {w}" for i, w in enumerate(words)]
+        pieces = words
         prompt_tokens = sum(len(_text(m.get("content")).split()) for m in messages)
         usage = {
             "prompt_tokens": prompt_tokens,

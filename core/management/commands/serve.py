@@ -1,9 +1,12 @@
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 
@@ -51,7 +54,12 @@ class Command(BaseCommand):
                 "INFO",
             ],
         }
-        children = {name: subprocess.Popen(cmd) for name, cmd in commands.items()}
+        # Every process writes its metrics here, so /metrics shows the worker's numbers (loads) as well.
+        metrics_dir = Path(settings.VAR_DIR) / "prometheus"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+        children = {name: subprocess.Popen(cmd, env=env) for name, cmd in commands.items()}
         self.stdout.write(f"Serving on http://{host}:{port}/ with a worker; Ctrl-C stops both.")
 
         stopping = False

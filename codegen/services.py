@@ -1,0 +1,386 @@
+"""Code generation: ask a model (through the unified completion service) for Python, screen what comes
+back, and never run it. Also test-generation runs: an OpenAPI document in, a pytest module out."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import yaml
+from asgiref.sync import async_to_sync, sync_to_async
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
+from django.utils import timezone
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from codegen.models import CodegenRun, RunStatus
+from codegen.screening import ScreenResult, screen_code
+from completions.adapters import ChatParams
+from completions.services import CompletionResult, completion_collect
+from models_mgmt.models import AIModel
+from models_mgmt.services import ModelNotFound, Status, model_get, model_list_with_status
+from orchestrator import observability
+from orchestrator.errors import ServiceError
+
+SYSTEM_PROMPT = (
+    "You write Python 3.11 code only. Answer with one ```python fenced block and nothing else: no prose, no "
+    "shell commands. Use only the standard library's safe modules (typing, dataclasses, datetime, math, re, "
+    "json, enum, decimal, uuid, collections, itertools, functools) and pydantic, fastapi, pytest or httpx. "
+    "Never read or write files, run processes, open sockets, or use eval/exec."
+)
+# Failures of the model call that mean "nobody could be asked" rather than "the upstream broke".
+UNAVAILABLE_CODES = {"no_key", "unreachable", "inactive", "failed", "load_failed", "key_unreadable"}
+# About four characters a token; half the context is left for the answer.
+CHARS_PER_TOKEN = 4
+
+
+class CodegenError(ServiceError):
+    pass
+
+
+class RateLimited(CodegenError):
+    status_code = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class CodeRejected(CodegenError):
+    def __init__(self, message: str, screening: ScreenResult) -> None:
+        super().__init__(message)
+        self.screening = screening
+
+
+class UpstreamFailed(CodegenError):
+    status_code = 502
+
+
+class NoModelAvailable(CodegenError):
+    status_code = 503
+
+
+@dataclass(frozen=True)
+class Generated:
+    code: str
+    screening: ScreenResult
+    model: str
+    latency_seconds: float
+    quota_remaining: int
+    parts: int
+
+
+# --- small pieces --------------------------------------------------------------------------------------
+
+FENCE = re.compile(r"```[ \t]*([\w+-]*)[^\n]*\n(.*?)```", re.S)
+
+
+def extract_code(answer: str) -> str:
+    """The code in a model's answer: the Python fenced blocks joined, else any fenced block, else the
+    whole answer (a model that obeyed 'code only' and sent no fence)."""
+    blocks = FENCE.findall(answer)
+    python = [body for lang, body in blocks if lang.lower() in ("python", "py", "python3")]
+    chosen = python or [body for _, body in blocks]
+    return ("\n\n".join(b.strip("\n") for b in chosen) if chosen else answer.strip()) + "\n"
+
+
+def rate_limit_take(*, user: AbstractBaseUser) -> int:
+    """Count one request in the user's current window; the requests left. The counter lives in the cache,
+    so with Redis every process shares it, and `incr` is atomic there (and under local memory's lock)."""
+    window = settings.CODEGEN_RATE_WINDOW_SECONDS
+    now = time.time()
+    start = int(now // window * window)
+    key = f"codegen:rate:{user.pk}:{start}"
+    cache.add(key, 0, timeout=window + 5)
+    used = cache.incr(key)
+    if used > settings.CODEGEN_RATE_LIMIT:
+        raise RateLimited(
+            f"At most {settings.CODEGEN_RATE_LIMIT} code generations per {window} s; try again shortly.",
+            retry_after=max(1, int(start + window - now + 0.999)),
+        )
+    return settings.CODEGEN_RATE_LIMIT - used
+
+
+def validate_prompt(prompt: object) -> str:
+    if not isinstance(prompt, str):
+        raise CodegenError("'prompt' must be a string.")
+    text = prompt.strip()
+    if len(text) < settings.CODEGEN_PROMPT_MIN_CHARS:
+        raise CodegenError(f"The prompt is too short: at least {settings.CODEGEN_PROMPT_MIN_CHARS} characters.")
+    if len(text) > settings.CODEGEN_PROMPT_MAX_CHARS:
+        raise CodegenError(f"The prompt is too long: at most {settings.CODEGEN_PROMPT_MAX_CHARS} characters.")
+    return text
+
+
+def choose_model(*, user: AbstractBaseUser, ref: str | None) -> AIModel:
+    """The model asked for; else CODEGEN_DEFAULT_MODEL; else the best usable chat model (loaded local,
+    then cloud, then one that needs a load)."""
+    for candidate in (ref, settings.CODEGEN_DEFAULT_MODEL):
+        if candidate:
+            try:
+                return model_get(ref=candidate)
+            except ModelNotFound:
+                if candidate == ref:
+                    raise
+    preference = {Status.LOADED: 0, Status.AVAILABLE: 1, Status.NOT_LOADED: 2}
+    usable = [s for s in model_list_with_status(user=user) if s.status in preference and s.model.can_chat]
+    if not usable:
+        raise NoModelAvailable("No model is available for code generation: load a local model or add a key.")
+    best = min(usable, key=lambda s: (preference[s.status], -s.model.priority, s.model.name.lower()))
+    return best.model
+
+
+def split_prompt(prompt: str, max_chars: int) -> list[str]:
+    """Parts that each fit the model's context: split at paragraphs, then lines, never mid-line unless a
+    single line is itself too long."""
+    if len(prompt) <= max_chars:
+        return [prompt]
+    parts: list[str] = []
+    current = ""
+    for piece in re.split(r"(\n\s*\n)", prompt):
+        while len(piece) > max_chars:
+            cut = piece.rfind("\n", 0, max_chars)
+            cut = cut if cut > 0 else max_chars
+            if current:
+                parts.append(current)
+                current = ""
+            parts.append(piece[:cut])
+            piece = piece[cut:]
+        if len(current) + len(piece) > max_chars and current.strip():
+            parts.append(current)
+            current = ""
+        current += piece
+    if current.strip():
+        parts.append(current)
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _prompt_budget(model: AIModel) -> int:
+    context = model.context_length or settings.CODEGEN_ASSUMED_CONTEXT_TOKENS
+    return max(1000, context * CHARS_PER_TOKEN // 2)
+
+
+def _upstream_error(result: CompletionResult) -> CodegenError:
+    error = result.error or {}
+    message = f"The model could not answer: {error.get('message', 'unknown error')}"
+    if error.get("code") in UNAVAILABLE_CODES:
+        return NoModelAvailable(message)
+    return UpstreamFailed(message)
+
+
+# --- /llm-codegen/generate ------------------------------------------------------------------------------
+
+
+async def codegen_generate(*, user: AbstractBaseUser, prompt: object, model_ref: str | None) -> Generated:
+    started = time.monotonic()
+    text = validate_prompt(prompt)
+    remaining = await sync_to_async(rate_limit_take)(user=user)
+    model = await sync_to_async(choose_model)(user=user, ref=model_ref)
+    parts = split_prompt(text, _prompt_budget(model))
+    codes: list[str] = []
+    answered_by = model.ref
+    for index, part in enumerate(parts, start=1):
+        ask = part if len(parts) == 1 else f"Part {index} of {len(parts)} of a larger request:\n\n{part}"
+        messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": ask}]
+        result = await completion_collect(user=user, model=model, messages=messages, params=ChatParams())
+        if not result.ok:
+            raise _upstream_error(result)
+        answered_by = result.model or answered_by
+        codes.append(extract_code(result.text))
+    code = "\n\n".join(c.strip("\n") for c in codes) + "\n"
+    screening = await sync_to_async(screen_code)(code)
+    if not screening.passed:
+        blocking = [f"line {f.line}: {f.message}" if f.line else f.message for f in screening.findings if f.blocking]
+        raise CodeRejected("The generated code was rejected by the screener: " + "; ".join(blocking[:10]), screening)
+    return Generated(code, screening, answered_by, time.monotonic() - started, remaining, len(parts))
+
+
+# --- test-generation runs -------------------------------------------------------------------------------
+
+
+class CodeModelClient(Protocol):
+    """What a run needs from a model; pluggable, so a run can be driven by something other than the
+    completion service (another service, a recorded answer in a test)."""
+
+    def generate(self, prompt: str) -> str: ...
+
+    async def agenerate(self, prompt: str) -> str: ...
+
+
+class CompletionServiceClient:
+    """The default client: the unified completion service, with its fallback and loading."""
+
+    def __init__(self, *, user: AbstractBaseUser, model: AIModel) -> None:
+        self.user, self.model = user, model
+        self.answered_by = ""
+
+    async def agenerate(self, prompt: str) -> str:
+        messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": prompt}]
+        result = await completion_collect(user=self.user, model=self.model, messages=messages, params=ChatParams())
+        if not result.ok:
+            raise _upstream_error(result)
+        self.answered_by = result.model or self.model.ref
+        return result.text
+
+    def generate(self, prompt: str) -> str:
+        return async_to_sync(self.agenerate)(prompt)
+
+
+def parse_spec(raw: object) -> dict[str, Any]:
+    """An OpenAPI document given as an object, JSON text or YAML text."""
+    document = raw
+    if isinstance(raw, str):
+        try:
+            document = json.loads(raw)
+        except ValueError:
+            try:
+                document = yaml.safe_load(raw)
+            except yaml.YAMLError as exc:
+                raise CodegenError(f"The spec is neither JSON nor YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(document, dict) or not ("openapi" in document or "swagger" in document):
+        raise CodegenError("The spec is not an OpenAPI document (no 'openapi' or 'swagger' field).")
+    if not isinstance(document.get("paths"), dict) or not document["paths"]:
+        raise CodegenError("The OpenAPI document has no paths to test.")
+    return document
+
+
+HTTP_METHODS = ("get", "post", "put", "patch", "delete", "head", "options")
+
+
+def _schema_summary(schema: Any) -> str:
+    if not isinstance(schema, dict):
+        return ""
+    if "$ref" in schema:
+        return str(schema["$ref"]).rsplit("/", 1)[-1]
+    if schema.get("type") == "object" and isinstance(schema.get("properties"), dict):
+        return "{" + ", ".join(f"{k}: {v.get('type', '?')}" for k, v in schema["properties"].items()) + "}"
+    if schema.get("type") == "array":
+        return f"array of {_schema_summary(schema.get('items')) or 'items'}"
+    return str(schema.get("type", ""))
+
+
+def plan_from_spec(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """The endpoints to test: method, path, summary, parameters, request and response schemas."""
+    plan = []
+    for path, item in spec["paths"].items():
+        if not isinstance(item, dict):
+            continue
+        for method in HTTP_METHODS:
+            operation = item.get(method)
+            if not isinstance(operation, dict):
+                continue
+            body = (operation.get("requestBody") or {}).get("content", {})
+            body_schema = next((c.get("schema") for c in body.values() if isinstance(c, dict)), None)
+            responses = {}
+            for code, response in (operation.get("responses") or {}).items():
+                content = (response or {}).get("content", {}) if isinstance(response, dict) else {}
+                schema = next((c.get("schema") for c in content.values() if isinstance(c, dict)), None)
+                responses[str(code)] = _schema_summary(schema)
+            plan.append(
+                {
+                    "method": method.upper(),
+                    "path": path,
+                    "summary": operation.get("summary") or operation.get("operationId") or "",
+                    "parameters": [
+                        {"name": p.get("name"), "location": p.get("in"), "required": bool(p.get("required"))}
+                        for p in operation.get("parameters", []) + item.get("parameters", [])
+                        if isinstance(p, dict)
+                    ],
+                    "request_schema": _schema_summary(body_schema),
+                    "responses": responses,
+                }
+            )
+    return plan
+
+
+_templates = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "prompts"),
+    undefined=StrictUndefined,
+    autoescape=False,  # a prompt for a model, not HTML
+    keep_trailing_newline=True,
+)
+
+
+def render_tests_prompt(*, spec: dict[str, Any], plan: list[dict[str, Any]], max_tests: int) -> str:
+    info = spec.get("info") or {}
+    return _templates.get_template("tests.md.j2").render(
+        title=info.get("title") or "API",
+        version=info.get("version") or "",
+        description=(info.get("description") or "")[:2000],
+        endpoints=plan,
+        max_tests=max_tests,
+    )
+
+
+def validate_test_module(code: str) -> ScreenResult:
+    """A generated test module must parse, define at least one `test_` function and pass the screener."""
+    screening = screen_code(code)
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return screening  # the screener has already reported the syntax error
+    has_tests = any(
+        isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.startswith("test_")
+        for node in ast.walk(tree)
+    )
+    if not has_tests:
+        raise CodegenError("The model's answer defines no test function (no `def test_...`).")
+    return screening
+
+
+def codegen_run_create(
+    *, owner: AbstractBaseUser, spec: object, max_tests_per_endpoint: int = 3, model_ref: str | None = None
+) -> CodegenRun:
+    document = parse_spec(spec)
+    model = choose_model(user=owner, ref=model_ref) if model_ref else None
+    run = CodegenRun.objects.create(
+        owner=owner,
+        spec=document,
+        title=str((document.get("info") or {}).get("title") or "API")[:200],
+        options={"max_tests_per_endpoint": max_tests_per_endpoint},
+        model=model,
+    )
+    from codegen.tasks import codegen_run_task
+
+    codegen_run_task.delay(run.pk)
+    return run
+
+
+def codegen_run_execute(*, run_id: int, client: CodeModelClient | None = None) -> CodegenRun:
+    """Plan, prompt, generate, validate, store. Any failure ends the run `failed` with the reason; a run
+    never finishes with made-up output."""
+    run = CodegenRun.objects.select_related("owner", "model__provider").get(pk=run_id)
+    if run.status != RunStatus.QUEUED:
+        return run
+    run.status, run.started_at = RunStatus.RUNNING, timezone.now()
+    run.save(update_fields=["status", "started_at"])
+    with observability.span("codegen.run", run_id=run.pk, user_id=run.owner_id) as current:
+        run.trace_id = observability.trace_id_of(current)
+        try:
+            run.plan = plan_from_spec(run.spec)
+            prompt = render_tests_prompt(
+                spec=run.spec, plan=run.plan, max_tests=int(run.options.get("max_tests_per_endpoint", 3))
+            )
+            if client is None:
+                model = run.model or choose_model(user=run.owner, ref=None)
+                client = CompletionServiceClient(user=run.owner, model=model)
+            code = extract_code(client.generate(prompt))
+            screening = validate_test_module(code)
+            run.validation = screening.as_dict()
+            if not screening.passed:
+                raise CodegenError("The generated tests were rejected by the screener.")
+            run.artifact = code
+            run.answered_by = getattr(client, "answered_by", "")
+            run.status = RunStatus.FINISHED
+        except CodegenError as exc:
+            run.status, run.error = RunStatus.FAILED, exc.message
+        run.finished_at = timezone.now()
+        run.save()
+    observability.log.info("codegen.run", run_id=run.pk, outcome=run.status, error=run.error[:200])
+    return run

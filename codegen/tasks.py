@@ -1,0 +1,8 @@
+from celery import shared_task
+
+from codegen.services import codegen_run_execute
+
+
+@shared_task(name="codegen.run")
+def codegen_run_task(run_id: int) -> None:
+    codegen_run_execute(run_id=run_id)
