@@ -166,6 +166,11 @@ def _prompt_budget(model: AIModel) -> int:
     return max(1000, context * CHARS_PER_TOKEN // 2)
 
 
+def _blocking(screening: ScreenResult) -> str:
+    found = [f"line {f.line}: {f.message}" if f.line else f.message for f in screening.findings if f.blocking]
+    return "; ".join(found[:10])
+
+
 def _upstream_error(result: CompletionResult) -> CodegenError:
     error = result.error or {}
     message = f"The model could not answer: {error.get('message', 'unknown error')}"
@@ -196,8 +201,7 @@ async def codegen_generate(*, user: AbstractBaseUser, prompt: object, model_ref:
     code = "\n\n".join(c.strip("\n") for c in codes) + "\n"
     screening = await sync_to_async(screen_code)(code)
     if not screening.passed:
-        blocking = [f"line {f.line}: {f.message}" if f.line else f.message for f in screening.findings if f.blocking]
-        raise CodeRejected("The generated code was rejected by the screener: " + "; ".join(blocking[:10]), screening)
+        raise CodeRejected("The generated code was rejected by the screener: " + _blocking(screening), screening)
     return Generated(code, screening, answered_by, time.monotonic() - started, remaining, len(parts))
 
 
@@ -374,7 +378,7 @@ def codegen_run_execute(*, run_id: int, client: CodeModelClient | None = None) -
             screening = validate_test_module(code)
             run.validation = screening.as_dict()
             if not screening.passed:
-                raise CodegenError("The generated tests were rejected by the screener.")
+                raise CodegenError("The generated tests were rejected by the screener: " + _blocking(screening))
             run.artifact = code
             run.answered_by = getattr(client, "answered_by", "")
             run.status = RunStatus.FINISHED
