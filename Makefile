@@ -18,6 +18,14 @@ $(BIN)/.dev: $(BIN)/.runtime requirements-dev.txt
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
+# A real inference engine for tests/engine: llama-cpp-python compiles llama.cpp once (about 5 minutes on
+# 2 cores); pip caches the built wheel, so a later install on the same machine takes seconds. GGML_NATIVE=OFF
+# builds for AVX2, not this CPU's own extensions, so the cached wheel runs on any machine of this kind;
+# LLAVA_BUILD=OFF skips the multimodal library the tests never load.
+$(BIN)/.engine: $(BIN)/.dev requirements-engine.txt
+	CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF" $(BIN)/python -m pip install --quiet -r requirements-engine.txt
+	touch $@
+
 run: $(BIN)/.runtime
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py ensure_admin --url http://$(HOST):$(PORT)/
@@ -30,13 +38,13 @@ browser-deps:
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null; fi; \
 	fi
 
-test: $(BIN)/.dev browser-deps
+test: $(BIN)/.dev $(BIN)/.engine browser-deps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest --cov --cov-report=term --cov-fail-under=85 $(PYTEST_ARGS)
 
-# Without the browser and worker-process tests: a quick loop while coding.
+# Without the browser, worker-process and engine tests: a quick loop while coding.
 test-fast: $(BIN)/.dev
-	$(BIN)/python -m pytest -m "not browser and not worker" -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not browser and not worker and not engine" -q $(PYTEST_ARGS)
 
 lint: $(BIN)/.dev
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
@@ -51,3 +59,9 @@ emulators: $(BIN)/.dev
 
 clean:
 	rm -rf $(VENV) var/test-db.sqlite3 .pytest_cache .coverage test-artifacts
+
+# Benchmarks (see bench/RESULTS.md): make bench [N=2000] [C=500] [WORKERS=2] [ONLY=overhead,listing]
+.PHONY: bench
+bench: $(BIN)/.runtime
+	$(BIN)/python -m pip install --quiet -r bench/requirements.txt
+	$(BIN)/python bench/run.py

@@ -6,24 +6,33 @@ the file system, the network (other than through httpx/FastAPI client code) or t
 own machinery (frames, code objects, the module table, the class graph). Anything the allowlist does
 not name is a blocking finding, so a trick nobody thought of fails closed instead of slipping through.
 
-Bandit gives a second opinion and ruff a style opinion; neither can let code through that the
-allowlist rejects. Residual risks a purely static check cannot close are listed at the end of this
-docstring so that callers keep running accepted code in a sandbox anyway.
+Beyond the obvious (imports, builtins, dunders), the rules follow the ways an allowed library can be
+turned into an evaluator: strings that typing/pydantic/FastAPI eval() as forward references, pytest's
+string conditions and doctests, str.format fields, mock's import-by-name targets, attribute names
+passed as strings (attrgetter, hasattr, pydantic aliases, __match_args__), and modules that allowed
+modules happen to import (typing.sys, enum.bltns, fastapi.routing.anyio).
 
-Known limits (accepted deliberately):
-- Strings built at run time from non-literal parts (``"".join(chr(c) for c in data)``) cannot be read
-  statically. They are harmless unless something evaluates them; the evaluators reachable from the
-  allowlist (typing/pydantic forward references, pytest string conditions, mock's import-by-name) are
-  fenced off by requiring static type expressions and literal targets, but a new evaluator in a
-  future library version would not be known here.
-- Attribute-name rules are global (``.sys``, ``.f_globals`` ...) because the receiver's type is unknown;
-  a harmless user attribute with such a name is rejected too.
+Bandit gives a second opinion and ruff a style opinion; neither can let code through that the
+allowlist rejects.
+
+Known limits (accepted deliberately; run accepted code in a sandbox anyway):
+- Strings built at run time from non-literal parts cannot be read statically. They are harmless unless
+  something evaluates them, so the evaluators are fenced instead: type positions must hold static type
+  expressions whose names are bound to classes, imports or type aliases, and the other sinks need
+  literals. An evaluator added by a future library version would not be known here; the tests that
+  walk the installed libraries catch new module leaks, not new evaluators.
+- Receivers' types are unknown, so attribute-name rules are global (`.sys`, `.f_globals`, `.traceback`)
+  and private attributes are only allowed on self/cls/super(): a harmless user attribute of such a name,
+  `other._value` in an __eq__, or `self.template.format(...)` is rejected too.
+- Allowed library objects are trusted as a whole beyond the names refused here (a method that reads a
+  file under an innocent name would not be noticed).
 """
 
 from __future__ import annotations
 
 import ast
 import builtins
+import functools
 import importlib.util
 import io
 import json
@@ -35,6 +44,7 @@ import symtable
 import sys
 import tokenize
 import unicodedata
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -155,8 +165,9 @@ ALLOWED_MODULES: dict[str, _ModulePolicy] = {
     "secrets": _OPEN,
     "hashlib": _OPEN,
     "base64": _OPEN,
-    # http.client/http.server/http.cookiejar are network and file access; the enums are what API code wants.
-    "http": _ModulePolicy(members=_names("HTTPStatus HTTPMethod")),
+    # http.client/http.server/http.cookiejar are network and file access; the enums and cookie-header
+    # parsing (http.cookies, which Starlette re-exports as starlette.requests.http_cookies) are pure.
+    "http": _ModulePolicy(members=_names("HTTPStatus HTTPMethod cookies"), submodules=_names("cookies")),
     # TestLoader/main(argv=...) import modules by dotted name and call what they find; see _check_unittest_main.
     "unittest": _ModulePolicy(
         members=_names(
@@ -187,20 +198,26 @@ ALLOWED_MODULES: dict[str, _ModulePolicy] = {
         own_stdlib_named=_names("types dataclasses json typing warnings"),
     ),
     "pydantic_core": _ModulePolicy(submodules=None),
+    # pydantic's own typing-introspection helpers (pydantic.fields exposes them).
+    "typing_inspection": _ModulePolicy(submodules=None),
     "annotated_types": _OPEN,
     # Static files, FileResponse and templates serve or read arbitrary paths (and Jinja is its own
     # sandbox-escape playground); the CLI runs servers.
     "fastapi": _ModulePolicy(
         submodules=None,
-        blocked=_names("staticfiles templating cli StaticFiles FileResponse Jinja2Templates"),
+        # (v2: the internal pydantic-compat layer, fastapi._compat.v2, re-exported by fastapi.utils)
+        blocked=_names("staticfiles templating cli StaticFiles FileResponse Jinja2Templates v2"),
         own_stdlib_named=_names("types"),
     ),
     "starlette": _ModulePolicy(
         submodules=None,
-        blocked=_names("staticfiles templating config StaticFiles FileResponse Jinja2Templates"),
+        # (opentelemetry: the tracing middleware hands out the OpenTelemetry SDK's process-global state)
+        blocked=_names("staticfiles templating config StaticFiles FileResponse Jinja2Templates opentelemetry"),
         own_stdlib_named=_names("types"),
     ),
     "httpx": _ModulePolicy(submodules=None, blocked=_names("main")),
+    # The httpx fork Starlette's TestClient is built on (starlette.testclient.httpx is this module).
+    "httpx2": _ModulePolicy(submodules=None, blocked=_names("main")),
     # Test-writing API only. importorskip imports any module, main/Pytester run pytest, MonkeyPatch and
     # TempPathFactory reach the environment and the file system, set_trace opens a debugger.
     "pytest": _ModulePolicy(
@@ -220,6 +237,9 @@ _BLOCKED_MODULE_NAMES = _names(
     " pickle cpickle marshal posix nt winapi codecs pkgutil inspect shutil pty gc runpy zipimport tempfile"
     " pathlib multiprocessing threading webbrowser sqlite3 shelve socket socketserver io mmap urllib requests"
     " ftplib smtplib telnetlib xmlrpc pdb bdb pydoc linecache tracemalloc sysconfig sitebuiltins uvicorn"
+    # third-party modules that FastAPI/Starlette/httpx import and that spawn processes, open files or
+    # sockets, render templates or read .env files (fastapi.routing.anyio.run_process ...)
+    " anyio trio httpcore jinja2 dotenv watchfiles python_multipart email_validator"
 )
 
 _BLOCKED_ATTRIBUTES = _names(
@@ -240,25 +260,26 @@ _BLOCKED_ATTRIBUTES = _names(
     " find_loader get_data resolve_name parse_file parse_file_as load_file FileIO open_code libc_ver"
     " getoutput getstatusoutput check_output check_call"
     # frame access helpers; pytest's ExceptionInfo.traceback/.tb lead to frames (Frame.eval runs strings)
-    " currentframe _getframe traceback tb"
+    " currentframe _getframe traceback tb get_stack print_stack"
     # event-loop and transport methods that spawn processes or open sockets outside httpx
     " get_extra_info subprocess_exec subprocess_shell create_subprocess_exec create_subprocess_shell"
     " create_connection create_server create_unix_connection create_unix_server create_datagram_endpoint"
     " connect_accepted_socket connect_read_pipe connect_write_pipe open_connection open_unix_connection"
     " start_server start_unix_server sock_connect sock_accept sock_recv sock_recv_into sock_recvfrom"
     " sock_sendall sock_sendto sock_sendfile sendfile add_reader add_writer add_signal_handler getaddrinfo"
-    " getnameinfo get_loop"
+    " getnameinfo"
 )
 
 # Dunder attributes that are ordinary protocol use: super().__init__(), cls.__name__, explicit operator
 # calls. Everything else (__class__, __globals__, __dict__, __subclasses__, __self__, __code__ ...) is
-# a step of some known escape, so it is refused rather than enumerated.
+# a step of some known escape, so it is refused rather than enumerated. __call__ is left out on purpose:
+# `patch.object.__call__(...)` would be a call the argument checks below do not recognise.
 _ARITHMETIC = "add sub mul matmul truediv floordiv mod divmod pow lshift rshift and xor or"
 ALLOWED_DUNDER_ATTRS = _names(
     "__init__ __new__ __post_init__ __init_subclass__ __name__ __qualname__ __doc__ __module__ __version__"
     " __all__ __members__ __slots__ __match_args__ __enter__ __exit__ __aenter__ __aexit__ __repr__ __str__"
     " __format__ __eq__ __ne__ __lt__ __le__ __gt__ __ge__ __hash__ __bool__ __len__ __iter__ __next__"
-    " __aiter__ __anext__ __contains__ __getitem__ __setitem__ __delitem__ __missing__ __call__ __add__"
+    " __aiter__ __anext__ __contains__ __getitem__ __setitem__ __delitem__ __missing__ __add__"
     " __sub__ __mul__ __truediv__ __floordiv__ __mod__ __neg__ __abs__ __int__ __float__ __index__ __round__"
     " __copy__ __deepcopy__"
 )
@@ -274,7 +295,7 @@ DUNDER_DEFINITIONS = (
         "__set_name__ __class_getitem__ __get__ __set__ __delete__ __getattr__ __getattribute__ __setattr__"
         " __delattr__ __dir__ __sizeof__ __instancecheck__ __subclasscheck__ __subclasshook__ __prepare__"
         " __bytes__ __complex__ __trunc__ __floor__ __ceil__ __length_hint__ __reversed__ __await__ __pos__"
-        " __invert__ __bool__"
+        " __invert__ __bool__ __call__"
     )
     | frozenset(f"__{prefix}{op}__" for op in _ARITHMETIC.split() for prefix in ("", "r", "i"))
 )
@@ -311,7 +332,6 @@ FORBIDDEN_BUILTINS = _names(
     "eval exec compile open breakpoint input getattr setattr delattr globals locals vars dir help memoryview"
     " exit quit license credits copyright __import__ __build_class__"
 )
-_BUILTIN_CONSTANTS = _names("True False None Ellipsis NotImplemented")
 
 # Names of dangerous modules; inside strings that some library evaluates (pytest's skipif conditions
 # see os/sys/platform/config), a bare reference to one is refused.
@@ -325,6 +345,20 @@ DANGEROUS_FIXTURES = _names(
 # `request` is needed for parametrised fixtures; its config/node/getfixturevalue are the way out.
 _REQUEST_ATTRS = _names("param param_index addfinalizer fixturename scope function cls instance applymarker")
 
+# Dunder attributes that may be assigned: decorators copy names and docs. Assigning __match_args__,
+# __init__ ... would change what pattern matching or construction looks up, out of the checks' sight.
+_ASSIGNABLE_DUNDER_ATTRS = _names("__doc__ __name__ __qualname__ __module__")
+
+# pydantic reads attributes named by aliases (from_attributes=True does getattr(obj, alias)), so aliases
+# must be literals the string checks can see; generators must be pydantic's own case converters.
+_ALIAS_KEYWORDS = _names("alias validation_alias serialization_alias")
+_ALIAS_GENERATORS = _names("to_camel to_pascal to_snake")
+
+# Constructor hooks: fine on super()/self/cls, but `adapter.__init__(other_type)` re-runs a library
+# object's constructor on arguments that never went through the call checks.
+_CONSTRUCTOR_DUNDERS = _names("__init__ __new__ __post_init__ __init_subclass__")
+_SELF_NAMES = _names("self cls mcs metacls")
+
 # Dunder methods that read or write an attribute named by a string argument.
 _STRING_NAME_DUNDERS = _names("__getattribute__ __getattr__ __setattr__ __delattr__")
 
@@ -333,6 +367,25 @@ _TYPE_FACTORY_NAMES = _names(
     " TypeAliasType Enum IntEnum StrEnum Flag IntFlag"
 )
 _BUILTIN_GENERICS = _names("list dict set frozenset tuple type")
+
+# Callables whose arguments get special checks (literal attribute names, literal import targets,
+# static types). Referring to them other than by calling them would let an alias skip those checks.
+_SINK_QUALNAMES = frozenset(
+    {
+        "operator.attrgetter",
+        "operator.methodcaller",
+        "unittest.mock.patch",
+        "unittest.mock.patch.object",
+        "unittest.mock.patch.dict",
+        "unittest.mock.patch.multiple",
+        "unittest.main",
+        "dataclasses.make_dataclass",
+        "pytest.fixture",
+    }
+    | {f"{module}.{name}" for module in ("typing", "typing_extensions") for name in ("get_type_hints", "TypeVar")}
+    | {f"{module}.{name}" for module in ("typing", "typing_extensions") for name in ("NewType", "NamedTuple")}
+    | {"typing.TypedDict", "typing_extensions.TypedDict", "pydantic.TypeAdapter", "pydantic.create_model"}
+)
 
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 _CODING_COOKIE = re.compile(r"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)")
@@ -373,6 +426,37 @@ def _attr_problem(name: str, *, self_base: bool) -> tuple[str, str] | None:
     return None
 
 
+@functools.lru_cache(maxsize=64)
+def _package_dirs(top: str) -> tuple[Path, ...]:
+    """Where an installed package's files are, found without importing (running) it."""
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return ()
+    locations = spec.submodule_search_locations if spec is not None else None
+    return tuple(Path(location) for location in locations or ())
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_own_submodule(path: str, member: str) -> bool:
+    """Whether `path.member` is a submodule of a third-party package (fastapi.requests,
+    fastapi.middleware.gzip) rather than a module that package imported under that name."""
+    top, _, rest = path.partition(".")
+    policy = ALLOWED_MODULES.get(top)
+    if policy is None or policy.submodules is not None:
+        return False  # stdlib packages list their submodules explicitly
+    directories = _package_dirs(top)
+    if not directories:
+        return path == top and member in policy.own_stdlib_named  # not installed here: the static list
+    for base in directories:
+        directory = base.joinpath(*rest.split(".")) if rest else base
+        if (directory / f"{member}.py").is_file() or (directory / member / "__init__.py").is_file():
+            return True
+        if any(directory.glob(f"{member}.*.so")) or any(directory.glob(f"{member}.*.pyd")):
+            return True
+    return False
+
+
 def _path_is_module(path: str) -> bool:
     """Whether a dotted path rooted at an import names a module rather than some object in one."""
     top, _, rest = path.partition(".")
@@ -382,18 +466,38 @@ def _path_is_module(path: str) -> bool:
     if policy is None:
         return False
     if policy.submodules is None:
-        # Third-party packages: module names are lowercase, classes and constants are not.
+        if _package_dirs(top):
+            parts = path.split(".")
+            return all(_is_own_submodule(".".join(parts[:i]), parts[i]) for i in range(1, len(parts)))
+        # Not installed here: module names are lowercase, classes and constants are not.
         return rest.islower()
     return rest in policy.submodules
+
+
+# Members that share an allowed module's name without being that module.
+_CLASSES_NAMED_LIKE_MODULES = frozenset({"datetime.time"})
+
+
+@functools.lru_cache(maxsize=2048)
+def _is_installed_module_name(name: str) -> bool:
+    """Whether `name` is an importable top-level module here. Only locates it (no module code runs);
+    a bare directory (namespace package, origin None) does not count."""
+    if not name.isidentifier():
+        return False
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return False
+    return spec is not None and spec.origin is not None
 
 
 def _child_path(path: str, member: str) -> str:
     top = path.partition(".")[0]
     policy = ALLOWED_MODULES.get(top, _OPEN)
     at_top = path == top
-    if member == top:
+    if member == top or f"{path}.{member}" in _CLASSES_NAMED_LIKE_MODULES:
         return f"{path}.{member}"  # datetime.datetime, copy.copy: the member, not the module again
-    if at_top and (member in policy.own_stdlib_named or (policy.submodules and member in policy.submodules)):
+    if _is_own_submodule(path, member) or (at_top and policy.submodules and member in policy.submodules):
         return f"{path}.{member}"
     # typing.functools is the functools module: re-root so that functools' own policy applies.
     if member in ALLOWED_MODULES and member in sys.stdlib_module_names and _path_is_module(path):
@@ -409,17 +513,25 @@ def _member_problem(path: str, member: str) -> str | None:
     if policy is None:
         return None
     at_top = path == top
+    if member.startswith("_") and not _is_dunder(member):
+        # Even the names _attr_problem lets through on objects (_fields, _value_) are internals here.
+        return f"private member {path}.{member}"
     if member in policy.blocked:
         return f"{path}.{member} is not allowed"
     allowed_sub = at_top and bool(policy.submodules) and member in (policy.submodules or ())
     if at_top and policy.members is not None and member not in policy.members and not allowed_sub:
         return f"{member!r} is not an allowed member of {top!r}"
-    if (
-        _path_is_module(path)
-        and member in _NOT_ALLOWED_STDLIB
-        and not allowed_sub
-        and not (at_top and member in policy.own_stdlib_named)
-    ):
+    if not _path_is_module(path) or allowed_sub or _is_own_submodule(path, member):
+        return None
+    # Third-party modules hold whatever they imported (fastapi.routing.anyio ...); their layout is not
+    # listed here, so a lowercase member named like an installed module is taken to be that module.
+    leaked_third_party = (
+        policy.submodules is None
+        and member not in ALLOWED_MODULES
+        and member.islower()
+        and _is_installed_module_name(member)
+    )
+    if member in _NOT_ALLOWED_STDLIB or leaked_third_party:
         return f"{path}.{member} reaches the module {member!r}, which is not allowed"
     return None
 
@@ -541,6 +653,8 @@ class _ModuleFacts:
     bindings: dict[str, list[tuple[str, ast.expr | None]]] = field(default_factory=dict)
     # classes whose bases are subscripted (Generic[T], BaseModel[...]): their subscripts are types
     generic_classes: set[str] = field(default_factory=set)
+    # functions registered with pytest.fixture(func) rather than as a decorator
+    fixture_functions: set[str] = field(default_factory=set)
     findings: list[Finding] = field(default_factory=list)
 
     def bind(self, name: str, kind: str, value: ast.expr | None = None) -> None:
@@ -615,6 +729,8 @@ def _collect_facts(tree: ast.Module) -> _ModuleFacts:
             facts.bind(node.name, "other")
         elif isinstance(node, ast.arg):
             facts.bind(node.arg, "param")
+        elif isinstance(node, ast.Call) and _last_name(node.func) == "fixture":
+            facts.fixture_functions.update(arg.id for arg in node.args if isinstance(arg, ast.Name))
         elif isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
             facts.bind(node.name, "other")
         elif isinstance(node, ast.MatchMapping) and node.rest:
@@ -736,7 +852,7 @@ class _Screen(ast.NodeVisitor):
     @staticmethod
     def _is_self_base(node: ast.AST) -> bool:
         if isinstance(node, ast.Name):
-            return node.id in {"self", "cls", "mcs", "metacls"}
+            return node.id in _SELF_NAMES
         return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "super"
 
     def _is_builtin_name(self, node: ast.AST, name: str) -> bool:
@@ -751,7 +867,8 @@ class _Screen(ast.NodeVisitor):
 
     def _import_member_problem(self, path: str, member: str) -> str | None:
         problem = _attr_problem(member, self_base=False)
-        if problem:
+        # fastapi.requests is FastAPI's own module, not the requests library the name rule is about.
+        if problem and not (problem[0] == "attribute-not-allowed" and _is_own_submodule(path, member)):
             return problem[1]
         return _member_problem(path, member)
 
@@ -813,6 +930,20 @@ class _Screen(ast.NodeVisitor):
         for arg in [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]:
             if arg is not None and _is_dunder(arg.arg):
                 self.report("dunder-name", f"parameter named {arg.arg!r}", arg)
+        # pytest injects fixtures by parameter name into anything it registers, and registration can be
+        # hidden (an aliased decorator, pytest.fixture(func)); these names mean nothing else, so they are
+        # refused on every function. `cache` and `request` are ordinary words: see _check_fixture_parameters.
+        self._check_fixture_parameters(args, strict=False)
+
+    def _check_fixture_parameters(self, args: ast.arguments, *, strict: bool) -> None:
+        for arg in [*args.posonlyargs, *args.args, *args.kwonlyargs]:
+            generic_word = arg.arg in {"cache", "request"}
+            if (arg.arg in DANGEROUS_FIXTURES and not generic_word) or (strict and generic_word):
+                self.report(
+                    "fixture-not-allowed",
+                    f"the pytest fixture {arg.arg!r} reaches the file system, environment or pytest internals",
+                    arg,
+                )
 
     def _visit_outer_arguments(self, args: ast.arguments) -> None:
         """Defaults and annotations are evaluated in the enclosing scope."""
@@ -825,19 +956,17 @@ class _Screen(ast.NodeVisitor):
 
     def _check_pytest_function(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
         decorated_fixture = any(
-            _last_name(d.func if isinstance(d, ast.Call) else d) == "fixture" for d in node.decorator_list
+            _last_name(d.func if isinstance(d, ast.Call) else d) == "fixture"
+            or self._module_path(d.func if isinstance(d, ast.Call) else d) == "pytest.fixture"
+            for d in node.decorator_list
         )
-        if not (decorated_fixture or node.name.startswith("test")):
+        if not (decorated_fixture or node.name.startswith("test") or node.name in self.facts.fixture_functions):
             return
         args = node.args
-        params = [a for a in [*args.posonlyargs, *args.args, *args.kwonlyargs] if a is not None]
+        params = [*args.posonlyargs, *args.args, *args.kwonlyargs]
         for arg in params:
-            if arg.arg in DANGEROUS_FIXTURES:
-                self.report(
-                    "fixture-not-allowed",
-                    f"the pytest fixture {arg.arg!r} reaches the file system, environment or pytest internals",
-                    arg,
-                )
+            if arg.arg == "cache":
+                self.report("fixture-not-allowed", "the pytest fixture 'cache' writes to the file system", arg)
         if any(arg.arg == "request" for arg in params):
             for inner in ast.walk(node):
                 if isinstance(inner, ast.Name) and inner.id == "request":
@@ -938,7 +1067,13 @@ class _Screen(ast.NodeVisitor):
             if not self._dunder_name_ok(name):
                 self.report("dunder-name", f"use of the name {name!r} is not allowed", node)
             return
-        if not isinstance(node.ctx, ast.Load) or self._is_local(name):
+        if not isinstance(node.ctx, ast.Load):
+            if name.startswith("pytest_"):
+                # pytest_plugins loads plugin modules by name; pytest_<hook> = ... registers a hook.
+                self.report("definition-not-allowed", f"binding {name!r} configures pytest itself", node)
+            return
+        self._check_sink_reference(node, self._module_path(node))
+        if self._is_local(name):
             return
         if name in FORBIDDEN_BUILTINS:
             if self._is_called(node):
@@ -993,11 +1128,19 @@ class _Screen(ast.NodeVisitor):
 
     def visit_Assign(self, node: ast.Assign) -> None:
         for target in node.targets:
-            if isinstance(target, ast.Name) and target.id == "pytest_plugins":
-                self.report("definition-not-allowed", "pytest_plugins loads arbitrary plugin modules", node)
+            self._check_match_args(target, node.value)
         self.generic_visit(node)
 
+    def _check_match_args(self, target: ast.expr, value: ast.expr | None) -> None:
+        """`case Proxy(x)` does getattr(subject, name) for each name in __match_args__."""
+        if not (isinstance(target, ast.Name) and target.id == "__match_args__") or value is None:
+            return
+        literal = isinstance(value, (ast.Tuple, ast.List)) and all(_is_str_constant(e) for e in value.elts)
+        if not literal:
+            self.report("string-attribute", "__match_args__ must be a tuple of string literals", target)
+
     def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
+        self._check_match_args(node.target, node.value)
         # Annotations of function locals are never evaluated; module and class ones are (and pydantic,
         # dataclasses and typing.get_type_hints read them).
         if self.scopes[-1] != "function":
@@ -1011,13 +1154,37 @@ class _Screen(ast.NodeVisitor):
         parent = self.parents.get(id(node))
         called_here = isinstance(parent, ast.Call) and parent.func is node
         # object.__setattr__(self, "x", v) and friends are judged with their argument in visit_Call.
+        path = self._module_path(node.value)
+        reported = False
         if not (attr in _STRING_NAME_DUNDERS and called_here):
             problem = _attr_problem(attr, self_base=self._is_self_base(node.value))
-            if problem:
+            # pytest.mark.<name> names a marker (pytest.mark.anyio), it looks nothing up; fastapi.requests
+            # is FastAPI's own module, not the requests library.
+            if problem and not (
+                problem[0] == "attribute-not-allowed"
+                and path is not None
+                and (path == "pytest.mark" or _is_own_submodule(path, attr))
+            ):
                 self.report(*problem, node)
-        path = self._module_path(node.value)
+                reported = True
+        if isinstance(node.ctx, ast.Load):
+            chain = _attr_chain(node)
+            if chain and chain[0] == "mocker" and len(chain) > 1 and chain[1] in {"patch", "spy"}:
+                self._check_sink_reference(node, "mocker." + ".".join(chain[1:]))
+            else:
+                self._check_sink_reference(node, self._module_path(node))
+        if (
+            not reported
+            and _is_dunder(attr)
+            and isinstance(node.ctx, (ast.Store, ast.Del))
+            and attr not in _ASSIGNABLE_DUNDER_ATTRS
+        ):
+            self.report("dunder-attribute", f"assigning the dunder attribute {attr!r} is not allowed", node)
+            reported = True
+        if attr in _CONSTRUCTOR_DUNDERS and not reported:
+            self._check_constructor_dunder(node, parent if called_here else None)
         if path is not None:
-            problem_text = None if attr.startswith("_") else _member_problem(path, attr)
+            problem_text = None if reported else _member_problem(path, attr)
             if problem_text:
                 self.report("attribute-not-allowed", problem_text, node)
             if isinstance(node.ctx, (ast.Store, ast.Del)):
@@ -1029,6 +1196,45 @@ class _Screen(ast.NodeVisitor):
         if attr in {"format", "format_map"}:
             self._check_format_receiver(node, parent if called_here else None)
         self.generic_visit(node)
+
+    def _check_constructor_dunder(self, node: ast.Attribute, call: ast.AST | None) -> None:
+        if self._is_self_base(node.value):
+            return  # super().__init__(...), self.__post_init__(), cls.__new__(cls)
+        if (
+            node.attr in {"__init__", "__new__"}
+            and isinstance(call, ast.Call)
+            and call.args
+            and isinstance(call.args[0], ast.Name)
+            and call.args[0].id in _SELF_NAMES
+        ):
+            return  # Base.__init__(self, ...), object.__new__(cls)
+        self.report(
+            "dunder-attribute",
+            f"{node.attr} may only be used on super(), self or cls: re-running another object's constructor"
+            " would feed it arguments the call checks never saw",
+            node,
+        )
+
+    def _check_sink_reference(self, node: ast.expr, path: str | None) -> None:
+        if path is None or not (path in _SINK_QUALNAMES or path.startswith("mocker.")):
+            return
+        parent = self.parents.get(id(node))
+        if isinstance(parent, ast.Call) and parent.func is node:
+            return
+        if isinstance(parent, ast.Attribute) and parent.value is node and not _is_dunder(parent.attr):
+            return  # patch.object, patch.stopall: a further lookup, not an alias
+        if isinstance(parent, ast.ClassDef) and any(base is node for base in parent.bases):
+            return  # class Point(NamedTuple): the class syntax, whose annotations are checked
+        if isinstance(parent, (ast.FunctionDef, ast.AsyncFunctionDef)) and any(
+            decorator is node for decorator in parent.decorator_list
+        ):
+            return  # @pytest.fixture
+        shown = path.removeprefix("unittest.mock.")
+        self.report(
+            "call-not-allowed",
+            f"{shown} may only be called directly: through an alias its arguments would escape the checks",
+            node,
+        )
 
     def _is_literal_template(self, node: ast.AST) -> bool:
         if _is_str_constant(node):
@@ -1071,6 +1277,14 @@ class _Screen(ast.NodeVisitor):
                 self._check_qualified_call("unittest.mock." + ".".join(chain[1:]), node)
         if isinstance(func, ast.Attribute) and func.attr in _STRING_NAME_DUNDERS:
             self._check_string_name_dunder(func, node)
+        if isinstance(func, ast.Attribute) and func.attr == "__getitem__" and self._is_generic_base(func.value):
+            for arg in node.args[:1]:
+                self._check_type_expr(arg, "generic type argument")
+        if _last_name(func) == "fixture" or qualname == "pytest.fixture":
+            # pytest.fixture(lambda request: ...) registers the lambda as a fixture.
+            for arg in node.args:
+                if isinstance(arg, ast.Lambda):
+                    self._check_fixture_parameters(arg.args, strict=True)
         if chain and len(chain) >= 2 and chain[-2:] in (["mark", "skipif"], ["mark", "xfail"]):
             condition = (
                 node.args[0] if node.args else next((k.value for k in node.keywords if k.arg == "condition"), None)
@@ -1113,6 +1327,23 @@ class _Screen(ast.NodeVisitor):
             self.report("call-not-allowed", "type() with other than one argument builds classes dynamically", node)
         elif name == "hasattr":
             self._check_string_attribute(node.args[1] if len(node.args) > 1 else None, node, "hasattr")
+
+    def _is_literal_alias(self, value: ast.AST) -> bool:
+        if _is_str_constant(value) or (isinstance(value, ast.Constant) and value.value is None):
+            return True
+        if isinstance(value, ast.Call) and _last_name(value.func) in {"AliasPath", "AliasChoices"}:
+            return not value.keywords and all(
+                (isinstance(a, ast.Constant) and isinstance(a.value, (str, int))) or self._is_literal_alias(a)
+                for a in value.args
+            )
+        return False
+
+    def _is_known_alias_generator(self, value: ast.AST) -> bool:
+        if _last_name(value) in _ALIAS_GENERATORS and isinstance(value, (ast.Name, ast.Attribute)):
+            return True
+        if isinstance(value, ast.Call) and _last_name(value.func) == "AliasGenerator":
+            return all(self._is_known_alias_generator(a) for a in [*value.args, *(k.value for k in value.keywords)])
+        return False
 
     def _check_string_attribute(
         self, arg: ast.AST | None, node: ast.AST, what: str, *, self_base: bool = False, dotted: bool = False
@@ -1175,7 +1406,7 @@ class _Screen(ast.NodeVisitor):
         elif qualname in {"unittest.mock.patch.dict", "unittest.mock.patch.multiple"}:
             target = args[0] if args else keywords.get("in_dict") or keywords.get("target")
             if _is_str_constant(target):
-                self._check_import_target(target, node, qualname.rpartition(".")[2])
+                self._check_import_target(target, node, "patch." + qualname.rpartition(".")[2])
             if qualname.endswith("multiple"):
                 for keyword in node.keywords:
                     if keyword.arg:
@@ -1243,6 +1474,18 @@ class _Screen(ast.NodeVisitor):
             arg = keyword.arg
             if arg is None:
                 continue
+            if arg in _ALIAS_KEYWORDS and not self._is_literal_alias(keyword.value):
+                self.report(
+                    "string-attribute",
+                    f"{arg}= must be a string literal (or AliasPath/AliasChoices of them)",
+                    keyword.value,
+                )
+            elif arg == "alias_generator" and not self._is_known_alias_generator(keyword.value):
+                self.report(
+                    "string-attribute",
+                    "alias_generator must be one of pydantic's to_camel/to_pascal/to_snake",
+                    keyword.value,
+                )
             if arg in _BLOCKED_KEYWORDS:
                 self.report("keyword-not-allowed", f"keyword argument {arg}= is not allowed", keyword.value)
             elif _is_dunder(arg):
@@ -1254,15 +1497,22 @@ class _Screen(ast.NodeVisitor):
 
     # ---- subscripts and type expressions ---------------------------------------------------------
 
-    def visit_Subscript(self, node: ast.Subscript) -> None:
-        base = node.value
+    def _is_generic_base(self, base: ast.AST) -> bool:
+        """Whether subscripting `base` builds a type (whose string arguments get eval()'d later) rather
+        than indexing data."""
         qualname = self._module_path(base) or ""
-        if (
-            qualname.partition(".")[0] in {"typing", "typing_extensions"}
+        top = qualname.partition(".")[0]
+        return (
+            top in {"typing", "typing_extensions"}
             or qualname.startswith("collections.abc.")
+            # imported classes: pydantic.RootModel[...], fastapi's Annotated helpers ...
+            or (top in ALLOWED_MODULES and qualname.rpartition(".")[2][:1].isupper())
             or (isinstance(base, ast.Name) and base.id in _BUILTIN_GENERICS and self._is_builtin_name(base, base.id))
             or (isinstance(base, ast.Name) and base.id in self.facts.generic_classes)
-        ):
+        )
+
+    def visit_Subscript(self, node: ast.Subscript) -> None:
+        if self._is_generic_base(node.value):
             self._check_type_expr(node, "generic type argument")
         self.generic_visit(node)
 
@@ -1567,23 +1817,28 @@ def _result(findings: list[Finding]) -> ScreenResult:
 
 def _screen_ast(code: str) -> list[Finding]:
     """The allowlist rules. Returns early with a syntax finding when Python would not compile the code."""
-    try:
-        tree = ast.parse(code, filename="<generated>")
-        # compile() catches what the parser lets through ('return' outside a function ...); it builds
-        # bytecode but runs none of it. symtable gives the compiler's own scoping.
-        compile(tree, "<generated>", "exec", dont_inherit=True)
-        table = symtable.symtable(code, "<generated>", "exec")
-    except SyntaxError as error:
-        return [Finding("syntax-error", f"syntax error: {error.msg}", error.lineno, True)]
-    except ValueError as error:  # null bytes
-        return [Finding("syntax-error", f"unparsable source: {error}", None, True)]
-    except (RecursionError, MemoryError):
-        return [Finding("too-complex", "the code is nested too deeply to analyse", None, True)]
-    facts = _collect_facts(tree)
-    try:
-        _Screen(facts, tree, table).visit(tree)
-    except RecursionError:
-        facts.findings.append(Finding("too-complex", "the code is nested too deeply to analyse", None, True))
+    # Parsing generated code (and the strings inside it) raises SyntaxWarning/DeprecationWarning for
+    # things like "1st" or "\\d"; those belong to the code, not to this process's logs, and a "-W error"
+    # filter must not turn them into a false syntax error.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            tree = ast.parse(code, filename="<generated>")
+            # compile() catches what the parser lets through ('return' outside a function ...); it builds
+            # bytecode but runs none of it. symtable gives the compiler's own scoping.
+            compile(tree, "<generated>", "exec", dont_inherit=True)
+            table = symtable.symtable(code, "<generated>", "exec")
+        except SyntaxError as error:
+            return [Finding("syntax-error", f"syntax error: {error.msg}", error.lineno, True)]
+        except ValueError as error:  # null bytes
+            return [Finding("syntax-error", f"unparsable source: {error}", None, True)]
+        except (RecursionError, MemoryError):
+            return [Finding("too-complex", "the code is nested too deeply to analyse", None, True)]
+        facts = _collect_facts(tree)
+        try:
+            _Screen(facts, tree, table).visit(tree)
+        except RecursionError:
+            facts.findings.append(Finding("too-complex", "the code is nested too deeply to analyse", None, True))
     return _source_findings(code) + facts.findings
 
 

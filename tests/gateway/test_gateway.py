@@ -104,7 +104,7 @@ def test_a_completion_is_openais_chat_completion(client: openai.OpenAI, cloud: C
     completion = raw.parse()
     assert completion.id.startswith("chatcmpl-") and completion.object == "chat.completion"
     assert completion.model == GPT and completion.choices[0].message.role == "assistant"
-    assert completion.choices[0].message.content == "Echo from gpt-4o-mini: hello there"
+    assert completion.choices[0].message.content == "Echo from gpt-4o-mini: hello\nthere"
     assert completion.choices[0].finish_reason == "stop"
     assert completion.usage.completion_tokens == 5 and completion.usage.total_tokens == 5 + 4
     assert completion.model_extra["orchestrator"] == {"model": GPT, "requested_model": GPT, "fallbacks": []}

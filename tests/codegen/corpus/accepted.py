@@ -1,7 +1,7 @@
-'''Ordinary generated programs the screener must accept: APIs, models, tests and algorithms.
+"""Ordinary generated programs the screener must accept: APIs, models, tests and algorithms.
 
 Kept as strings (data, never run) so that this project's linters and test collection leave them alone.
-'''
+"""
 
 from textwrap import dedent
 
@@ -755,6 +755,133 @@ ACCEPTED: dict[str, str] = {
 
 
         print(Node(1, [leaf(2), leaf(3)]).total())
+        """
+    ),
+    "pydantic_aliases_and_generics": _program(
+        """
+        from typing import Generic, TypeVar
+
+        from pydantic import AliasChoices, AliasPath, BaseModel, ConfigDict, Field, RootModel
+        from pydantic.alias_generators import to_camel
+
+        T = TypeVar("T")
+
+
+        class Page(BaseModel, Generic[T]):
+            items: list[T]
+            total: int
+
+
+        class User(BaseModel):
+            model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, from_attributes=True)
+
+            user_name: str = Field(alias="userName")
+            city: str = Field(validation_alias=AliasChoices("city", AliasPath("address", "city")))
+
+
+        class Tags(RootModel[list[str]]):
+            pass
+
+
+        UserPage = Page[User]
+        print(UserPage(items=[], total=0).model_dump(), Tags(["a"]).root)
+        """
+    ),
+    "stdlib_corner_cases": _program(
+        """
+        import datetime
+        import string
+        from enum import Enum
+        from http import HTTPStatus
+
+
+        class Color(Enum):
+            RED = 1
+            GREEN = 2
+
+
+        class Registry:
+            _instance = None
+
+            def __new__(cls) -> "Registry":
+                if cls._instance is None:
+                    cls._instance = super().__new__(cls)
+                return cls._instance
+
+
+        class ValidationFailed(ValueError):
+            def __init__(self, field_name: str) -> None:
+                ValueError.__init__(self, f"{field_name} is invalid")
+                self.field_name = field_name
+
+
+        class Point:
+            __match_args__ = ("x", "y")
+
+            def __init__(self, x: int, y: int) -> None:
+                self.x, self.y = x, y
+
+
+        def caesar(text: str, shift: int) -> str:
+            letters = string.ascii_lowercase
+            return "".join(letters[(letters.index(c) + shift) % 26] if c in letters else c for c in text)
+
+
+        def quadrant(point: Point) -> str:
+            match point:
+                case Point(0, 0):
+                    return "origin"
+                case Point(x, y) if x > 0 and y > 0:
+                    return "first"
+            return "other"
+
+
+        def color(name: str) -> Color:
+            return Color[name.upper()]
+
+
+        opening = datetime.time.fromisoformat("09:30")
+        print(caesar("abc", 3), HTTPStatus(404).phrase, Registry() is Registry(), opening, color("red"))
+        """
+    ),
+    "pytest_fixture_variants": _program(
+        """
+        import pytest
+
+
+        @pytest.fixture(params=["sqlite", "memory"])
+        def backend(request: pytest.FixtureRequest) -> str:
+            return request.param
+
+
+        @pytest.fixture
+        def numbers() -> list[int]:
+            data = [3, 1, 2]
+            yield data
+            data.clear()
+
+
+        def fib(n: int, cache: dict[int, int]) -> int:
+            if n not in cache:
+                cache[n] = n if n < 2 else fib(n - 1, cache) + fib(n - 2, cache)
+            return cache[n]
+
+
+        @pytest.mark.anyio
+        async def test_async_backend(backend: str) -> None:
+            assert backend in {"sqlite", "memory"}
+
+
+        @pytest.mark.parametrize("n,expected", [pytest.param(10, 55, id="ten"), (1, 1)])
+        def test_fib(n: int, expected: int) -> None:
+            assert fib(n, {}) == expected
+
+
+        @pytest.mark.skipif(False, reason="always runs")
+        def test_sorted(numbers: list[int]) -> None:
+            with pytest.raises(ZeroDivisionError, match="division"):
+                print(1 / (len(numbers) - 3))
+            assert sorted(numbers) == [1, 2, 3]
         """
     ),
 }

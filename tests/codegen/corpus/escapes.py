@@ -28,7 +28,7 @@ ESCAPES: dict[str, tuple[str, frozenset[str]]] = {
     "import_socket": _case('import socket\nsocket.create_connection(("10.0.0.1", 4444))\n', IMPORTS),
     "import_ctypes": _case('import ctypes\nctypes.CDLL(None).system(b"id")\n', IMPORTS),
     "importlib_import_module": _case('import importlib\nimportlib.import_module("os").system("id")\n', IMPORTS),
-    "pickle_loads": _case('import pickle\npickle.loads(b"cos\\nsystem\\n(S\'id\'\\ntR.")\n', IMPORTS),
+    "pickle_loads": _case("import pickle\npickle.loads(b\"cos\\nsystem\\n(S'id'\\ntR.\")\n", IMPORTS),
     "io_open": _case('import io\nprint(io.open("/etc/passwd").read())\n', IMPORTS),
     "codecs_open": _case('import codecs\nprint(codecs.open("/etc/passwd").read())\n', IMPORTS),
     "pathlib_read": _case('from pathlib import Path\nprint(Path("/etc/passwd").read_text())\n', IMPORTS),
@@ -50,16 +50,14 @@ ESCAPES: dict[str, tuple[str, frozenset[str]]] = {
     "typing_sys_modules": _case('import typing\ntyping.sys.modules["os"].system("id")\n', ATTR),
     "random_private_os": _case('import random\nrandom._os.system("id")\n', ATTR),
     "enum_renamed_builtins": _case('import enum\nenum.bltns.open("/etc/passwd")\n', ATTR),
-    "from_typing_import_sys": _case('from typing import sys\nsys.exit(1)\n', IMPORTS),
+    "from_typing_import_sys": _case("from typing import sys\nsys.exit(1)\n", IMPORTS),
     "dataclasses_inspect_getmembers": _case(
         "import dataclasses\ndef f():\n    pass\nmembers = dict(dataclasses.inspect.getmembers(f))\n", ATTR
     ),
     "typing_types_codetype": _case("import typing\nmake = typing.types.CodeType\n", ATTR),
     "collections_private_sys": _case("import collections\nprint(collections._sys.modules)\n", ATTR),
     "alias_variable_to_module": _case("import typing\nm = typing\nm.sys.exit(3)\n", ATTR),
-    "function_local_import_member": _case(
-        'def go():\n    import contextlib\n    return contextlib.chdir("/")\n', ATTR
-    ),
+    "function_local_import_member": _case('def go():\n    import contextlib\n    return contextlib.chdir("/")\n', ATTR),
     # ---- forbidden builtins, called or aliased --------------------------------------------------
     "eval_call": _case('print(eval("1 + 1"))\n', CALL),
     "exec_call": _case('exec("import os")\n', CALL),
@@ -141,9 +139,7 @@ ESCAPES: dict[str, tuple[str, frozenset[str]]] = {
     "metaclass_builtin_function": _case("class A(metaclass=print):\n    pass\n", "metaclass-not-allowed"),
     # ---- string-named attributes ---------------------------------------------------------------
     "format_class_walk": _case('print("{0.__class__.__bases__}".format(1))\n', "format-string"),
-    "format_map_globals": _case(
-        'def f():\n    pass\nprint("{f.__globals__}".format_map({"f": f}))\n', "format-string"
-    ),
+    "format_map_globals": _case('def f():\n    pass\nprint("{f.__globals__}".format_map({"f": f}))\n', "format-string"),
     "format_nonliteral_template": _case(
         'parts = ["{0.", "__class__", "}"]\nprint("".join(parts).format(1))\n', "format-string", DUNDER_NAME
     ),
@@ -178,7 +174,7 @@ ESCAPES: dict[str, tuple[str, frozenset[str]]] = {
         "payload = ''.join(chr(c) for c in [111, 115])\ndef f(x: payload):\n    pass\n", "annotation-not-static"
     ),
     "typevar_bound_payload": _case(
-        "from typing import TypeVar\nT = TypeVar(\"T\", bound=\"__import__('os').getcwd()\")\n", DUNDER_NAME
+        'from typing import TypeVar\nT = TypeVar("T", bound="__import__(\'os\').getcwd()")\n', DUNDER_NAME
     ),
     "pydantic_create_model_runtime_type": _case(
         "from pydantic import create_model\ntp = str(42)\nM = create_model('M', x=(tp, ...))\n",
@@ -232,7 +228,8 @@ ESCAPES: dict[str, tuple[str, frozenset[str]]] = {
         'import asyncio\nasync def main():\n    await asyncio.create_subprocess_shell("id")\n', ATTR
     ),
     "event_loop_subprocess": _case(
-        'import asyncio\nasync def main():\n    loop = asyncio.get_running_loop()\n    await loop.subprocess_shell(None, "id")\n',
+        "import asyncio\nasync def main():\n    loop = asyncio.get_running_loop()\n"
+        '    await loop.subprocess_shell(None, "id")\n',
         ATTR,
     ),
     "asyncio_open_connection": _case(
@@ -259,7 +256,7 @@ ESCAPES: dict[str, tuple[str, frozenset[str]]] = {
     "pytest_plugins": _case('pytest_plugins = ["evil_plugin"]\n', "definition-not-allowed"),
     "pytest_excinfo_frame_eval": _case(
         "import pytest\ndef test_x():\n    with pytest.raises(ZeroDivisionError) as excinfo:\n        1 / 0\n"
-        "    excinfo.traceback[-1].frame.eval(\"print(1)\")\n",
+        '    excinfo.traceback[-1].frame.eval("print(1)")\n',
         ATTR,
     ),
     "mock_patch_string_target": _case(
@@ -278,6 +275,51 @@ ESCAPES: dict[str, tuple[str, frozenset[str]]] = {
     "unittest_loader_by_name": _case(
         'import unittest\nunittest.TestLoader().loadTestsFromName("code.interact")\n', ATTR
     ),
+    # ---- indirections around the checked calls ---------------------------------------------------
+    "sink_called_through_dunder_call": _case(
+        "from unittest.mock import patch\ndef f():\n    pass\nname = str(1)\npatch.object.__call__(f, name)\n",
+        CALL,
+        DUNDER_ATTR,
+    ),
+    "sink_aliased": _case("import operator\nget = operator.attrgetter\nprint(get(str(1))(print))\n", CALL),
+    "reinit_library_object": _case(
+        "from pydantic import TypeAdapter\nadapter = TypeAdapter(int)\nadapter.__init__(str(1))\n", DUNDER_ATTR
+    ),
+    "type_new_dynamic_class": _case('X = type.__new__(type, "X", (), {})\n', DUNDER_ATTR),
+    "explicit_getitem_generic": _case(
+        "from typing import Optional\nhint = str(1)\nT = Optional.__getitem__(hint)\n", "annotation-not-static"
+    ),
+    "pydantic_root_model_runtime_type": _case(
+        "from pydantic import RootModel\nhint = str(1)\nM = RootModel[hint]\n", "annotation-not-static"
+    ),
+    "pydantic_computed_alias_from_attributes": _case(
+        "from pydantic import BaseModel, ConfigDict, Field\nname = str(1)\nclass Spy(BaseModel):\n"
+        "    model_config = ConfigDict(from_attributes=True)\n    g: dict = Field(validation_alias=name)\n",
+        "string-attribute",
+    ),
+    "pydantic_alias_generator_dunders": _case(
+        "from pydantic import BaseModel, ConfigDict\nclass Spy(BaseModel):\n"
+        "    model_config = ConfigDict(from_attributes=True, alias_generator=lambda n: '__' + n + '__')\n"
+        "    globals: dict\n",
+        "string-attribute",
+    ),
+    "computed_match_args": _case(
+        "name = str(1)\nclass Proxy:\n    __match_args__ = (name,)\n"
+        "def peek(x):\n    match x:\n        case Proxy(v):\n            return v\n",
+        "string-attribute",
+    ),
+    "assign_match_args_later": _case("class P:\n    pass\nP.__match_args__ = ('x',)\n", DUNDER_ATTR),
+    "fixture_decorator_alias": _case(
+        "import pytest\nfx = pytest.fixture\n@fx\ndef root(request):\n    return request.config\n", CALL
+    ),
+    "fixture_registered_by_call": _case(
+        "import pytest\ndef root(request):\n    return request.node\nroot = pytest.fixture(root)\n",
+        "fixture-not-allowed",
+    ),
+    "fixture_lambda": _case(
+        "import pytest\nroot = pytest.fixture(lambda request: request.config)\n", "fixture-not-allowed"
+    ),
+    "module_reached_through_module": _case("import typing\ntyping.contextlib.chdir('/')\n", ATTR),
     # ---- source-level tricks ---------------------------------------------------------------------
     "fullwidth_eval": _case('\uff45\uff56\uff41\uff4c("1 + 1")\n', "non-ascii-identifier", CALL),
     "homoglyph_identifier": _case("p\u0430ssword = 1\nprint(p\u0430ssword)\n", "non-ascii-identifier"),

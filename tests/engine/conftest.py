@@ -1,0 +1,117 @@
+"""A real inference engine for the tests: llama.cpp, through llama-cpp-python's OpenAI-compatible server,
+serving a tiny random-weight model that ../shared/tools/make_tiny_gguf.py writes. One server for the whole
+session (loading the model takes about a second); `make test` installs the engine (requirements-engine.txt)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.processes import BASE_DIR, ManagedProcess
+
+MAKE_TINY_GGUF = BASE_DIR.parent / "shared" / "tools" / "make_tiny_gguf.py"
+MODEL_ALIAS = "tiny"
+CONTEXT = 512
+READY_LINE = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
+START_TIMEOUT = 60.0
+INSTALL_HINT = (
+    "the engine tests need llama-cpp-python's server, gguf and numpy: `make test` installs them, or "
+    'CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF" .venv/bin/pip install -r requirements-engine.txt'
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "engine: talks to a real llama.cpp server (llama-cpp-python) on a tiny model")
+
+
+@dataclass(frozen=True)
+class Engine:
+    url: str  # http://127.0.0.1:<port>; the OpenAI-compatible API is under /v1
+    model: str  # the alias it serves the model under
+    process: ManagedProcess
+
+
+def _require_engine() -> None:
+    missing = [name for name in ("llama_cpp", "gguf", "numpy") if importlib.util.find_spec(name) is None]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} not importable: {INSTALL_HINT}", pytrace=False)
+    if importlib.util.find_spec("llama_cpp.server") is None or importlib.util.find_spec("fastapi") is None:
+        pytest.fail(f"llama-cpp-python is installed without its [server] extra: {INSTALL_HINT}", pytrace=False)
+    if not MAKE_TINY_GGUF.is_file():
+        pytest.fail(f"{MAKE_TINY_GGUF} is missing: the engine tests need the shared tools beside the repo")
+
+
+def _write_tiny_model(directory: Path) -> Path:
+    path = directory / "tiny.gguf"
+    done = subprocess.run([sys.executable, str(MAKE_TINY_GGUF), str(path)], capture_output=True, text=True, timeout=120)
+    if done.returncode != 0 or not path.is_file():
+        pytest.fail(f"make_tiny_gguf.py failed ({done.returncode}):\n{done.stdout}\n{done.stderr}", pytrace=False)
+    return path
+
+
+def _wait_for_model_list(url: str, process: ManagedProcess) -> None:
+    """The model loads before the server listens, so this answers at once; bounded all the same."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            listed = httpx.get(f"{url}/v1/models", timeout=5).json()
+            if MODEL_ALIAS in {m["id"] for m in listed["data"]}:
+                return
+            reason = f"it lists {listed}"
+        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+            reason = repr(exc)
+        if time.monotonic() > deadline or process.process.poll() is not None:
+            process.stop()
+            pytest.fail(f"llama.cpp server not ready ({reason}):\n{process.output()[-4000:]}", pytrace=False)
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    _require_engine()
+    model_path = _write_tiny_model(tmp_path_factory.mktemp("engine"))
+    env = {k: v for k, v in os.environ.items() if k not in ("HOST", "PORT")}  # they would override the flags
+    env["PYTHONUNBUFFERED"] = "1"
+    server = ManagedProcess(
+        "llama.cpp server",
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(model_path),
+            "--model_alias",
+            MODEL_ALIAS,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",  # the OS chooses a free port; uvicorn says which in its "running on" line
+            "--n_ctx",
+            str(CONTEXT),
+            "--n_threads",
+            "1",
+        ],
+        env,
+        ready=READY_LINE.pattern,
+    )
+    try:
+        server.wait_ready(timeout=START_TIMEOUT)
+    except RuntimeError as exc:
+        pytest.fail(str(exc)[-4000:], pytrace=False)
+    try:
+        port = next(int(m.group(1)) for line in server.lines if (m := READY_LINE.search(line)))
+        url = f"http://127.0.0.1:{port}"
+        _wait_for_model_list(url, server)
+        yield Engine(url=url, model=MODEL_ALIAS, process=server)
+    finally:
+        server.stop()
