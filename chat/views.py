@@ -10,6 +10,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from chat import services
 from chat.models import Conversation, Message, MessageStatus
+from orchestrator.sse import event_stream_response
 
 
 def _conversation(request: HttpRequest, pk: int) -> Conversation:
@@ -153,10 +154,7 @@ async def chat_stream(request: HttpRequest, message_id: int) -> StreamingHttpRes
         # The browser closes its EventSource on "end", so it never reconnects and asks again.
         yield _sse("end", "")
 
-    response = StreamingHttpResponse(events(), content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"
-    return response
+    return event_stream_response(events())
 
 
 @login_required

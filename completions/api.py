@@ -10,6 +10,7 @@ from completions.schemas import CompletionIn, CompletionOut
 from completions.services import completion_collect, completion_stream
 from models_mgmt.schemas import ErrorOut
 from models_mgmt.services import model_get
+from orchestrator.sse import event_stream_response
 
 router = Router(tags=["completions"], auth=api_auth)
 
@@ -48,7 +49,4 @@ def sse_response(events: AsyncIterator) -> StreamingHttpResponse:
             async for event in stream:
                 yield event.sse()
 
-    response = StreamingHttpResponse(body(), content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"  # proxies such as nginx must pass each event on at once
-    return response
+    return event_stream_response(body())

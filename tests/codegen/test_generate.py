@@ -1,27 +1,18 @@
 """POST /llm-codegen/generate: the exact answer shape, every refusal with its status, and the screener."""
 
-from contextlib import ExitStack
 
 import pytest
 import structlog
 from django.test import Client
 
 from codegen.services import extract_code, split_prompt
-from tests.completions.conftest import Cloud, start_cloud
+from tests.completions.conftest import Cloud
 from tests.conftest import token_client
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_timeouts")]
 URL = "/llm-codegen/generate"
 GOOD = "Write an adder:\n```python\ndef add(a: int, b: int) -> int:\n    return a + b\n```"
 BAD = "Clean the disk:\n```python\nimport os\nos.system('rm -rf /')\n```"
-
-
-@pytest.fixture
-def openai(db: None, alice: object, settings) -> Cloud:  # noqa: ANN001
-    with ExitStack() as stack:
-        cloud = start_cloud(stack, "openai", alice)
-        settings.CODEGEN_DEFAULT_MODEL = cloud.model.ref
-        yield cloud
 
 
 def post(client: Client, body: object) -> object:

@@ -1,23 +1,14 @@
 """The /codegen/ page."""
 
-from contextlib import ExitStack
 
 import pytest
 from django.test import Client
 
 from tests.codegen.test_generate import BAD, GOOD
 from tests.codegen.test_runs import SPEC
-from tests.completions.conftest import Cloud, start_cloud
+from tests.completions.conftest import Cloud
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_timeouts")]
-
-
-@pytest.fixture
-def openai(db: None, alice: object, settings) -> Cloud:  # noqa: ANN001
-    with ExitStack() as stack:
-        cloud = start_cloud(stack, "openai", alice)
-        settings.CODEGEN_DEFAULT_MODEL = cloud.model.ref
-        yield cloud
 
 
 def test_page_needs_login_and_lists_models(client: Client, alice_web: Client, openai: Cloud) -> None:

@@ -1,14 +1,13 @@
 """Test-generation runs: OpenAPI in, a screened pytest module out, or a clear failure."""
 
 import json
-from contextlib import ExitStack
 
 import pytest
 from django.test import Client
 
 from codegen.models import CodegenRun
 from codegen.services import codegen_run_execute, parse_spec, plan_from_spec, render_tests_prompt
-from tests.completions.conftest import Cloud, start_cloud
+from tests.completions.conftest import Cloud
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_timeouts")]
 
@@ -120,14 +119,6 @@ def test_run_with_no_model_reachable_fails_with_a_reason(alice_api: Client) -> N
     assert response.status_code == 202 and response.json()["status"] == "queued"
     run = alice_api.get(f"/api/codegen/runs/{response.json()['id']}").json()  # tasks run in-line here
     assert run["status"] == "failed" and "No model is available" in run["error"] and run["artifact_url"] is None
-
-
-@pytest.fixture
-def openai(db: None, alice: object, settings) -> Cloud:  # noqa: ANN001
-    with ExitStack() as stack:
-        cloud = start_cloud(stack, "openai", alice)
-        settings.CODEGEN_DEFAULT_MODEL = cloud.model.ref
-        yield cloud
 
 
 def test_run_through_the_api_and_the_completion_service(alice_api: Client, openai: Cloud) -> None:
