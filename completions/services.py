@@ -70,14 +70,16 @@ class _NotReady:
 
 def _plan(model: AIModel, user: AbstractBaseUser | None) -> _Ready | _NotReady:
     """Can `model` be called now, and with what? Asks no network for a model known to be unusable."""
-    status = registry.model_status(model=model, user=user)
+    # A cloud model's key is read once, for its status and for the call (one query, not two).
+    key = None if model.is_local else apikey_for_call(user=user, provider=model.provider)
+    keys = {} if key is None else {model.provider_id: key}
+    status = registry.model_status(model=model, user=user, keys=keys)
     if status.status in (Status.NOT_LOADED, Status.LOADING):
         return _NotReady("not_loaded", f"{model.ref} is not loaded", needs_load=True)
     if not status.usable:
         return _NotReady(status.status, status.reason or status.status)
     if model.is_local:
         return _Ready(adapter_for(model.provider, None), None)
-    key = apikey_for_call(user=user, provider=model.provider)
     if key is None:
         return _NotReady(Status.NO_KEY, f"No API key for {model.provider.get_kind_display()}")
     try:
@@ -248,7 +250,10 @@ async def _call(
                         sent_text = True
                         yield CompletionEvent("delta", {"text": item.text})
                     elif isinstance(item, Finish):
-                        await sync_to_async(registry.model_record_success)(model=model)
+                        if model.failure_count or model.cooldown_until:
+                            # Only a model with failures on record has anything to forget: otherwise no
+                            # trip to the database thread (model_record_success would do nothing either).
+                            await sync_to_async(registry.model_record_success)(model=model)
                         yield CompletionEvent(
                             "done",
                             {

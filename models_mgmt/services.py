@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from apikeys.models import ApiKey
 from apikeys.services import apikey_for_call, usable_keys_by_provider
-from models_mgmt.models import AIModel, LoadState, ModelSource, Provider
+from models_mgmt.models import LOCAL_KINDS, AIModel, LoadState, ModelSource, Provider
 from models_mgmt.runtimes import RuntimeModel, Snapshot, UpstreamError, runtime_for
 from orchestrator.errors import ServiceError
 from orchestrator.observability import MODEL_LOAD_SECONDS
@@ -248,12 +248,17 @@ def _state_of(model: AIModel, snapshot: Snapshot | None, key: ApiKey | None, now
 
 
 def model_list_with_status(
-    *, user: AbstractBaseUser | None = None, refresh: bool = False, models: Iterable[AIModel] | None = None
+    *,
+    user: AbstractBaseUser | None = None,
+    refresh: bool = False,
+    models: Iterable[AIModel] | None = None,
+    keys: dict[int, ApiKey] | None = None,
 ) -> list[ModelStatus]:
     """Every model (or the given ones) with its live status for `user` (whose keys make cloud models
     available). Each local server is asked at most one question, whatever the number of models; new
     models the servers list are stored on the way. Cloud servers are not asked: a key test or Sync lists
-    their models, and a failing call marks its model."""
+    their models, and a failing call marks its model. `keys` (provider id -> the key a call would use)
+    spares the query for them when the caller has already read them."""
     if models is None:
         models = AIModel.objects.select_related("provider").all()
         discover = True
@@ -277,15 +282,22 @@ def model_list_with_status(
             new, _ = _discover(provider, snapshot.models, {m.model_id: m for m in own})
             models.extend(new)
 
-    keys = usable_keys_by_provider(user=user) if any(not m.is_local for m in models) else {}
+    if keys is None:
+        keys = usable_keys_by_provider(user=user) if any(not m.is_local for m in models) else {}
     now = timezone.now()
     statuses = [_state_of(m, snapshots.get(m.provider_id), keys.get(m.provider_id), now) for m in models]
     statuses.sort(key=lambda s: (s.model.provider.name, -s.model.priority, s.model.name.lower()))
     return statuses
 
 
-def model_status(*, model: AIModel, user: AbstractBaseUser | None = None, refresh: bool = False) -> ModelStatus:
-    return model_list_with_status(user=user, refresh=refresh, models=[model])[0]
+def model_status(
+    *,
+    model: AIModel,
+    user: AbstractBaseUser | None = None,
+    refresh: bool = False,
+    keys: dict[int, ApiKey] | None = None,
+) -> ModelStatus:
+    return model_list_with_status(user=user, refresh=refresh, models=[model], keys=keys)[0]
 
 
 # --- failures and cooldowns ---------------------------------------------------------------------------
@@ -503,12 +515,23 @@ def model_suggest_alternative(
     """The model to use instead of `model`: tiers in FALLBACK_ORDER (cloud available, local loaded,
     local needing a load), never `model` itself nor one failing or cooling down; within a tier by
     priority, then name. A local model's prompt goes to the cloud only if ALLOW_LOCAL_TO_CLOUD_FALLBACK."""
-    if statuses is None:
-        statuses = model_list_with_status(user=user)
     skip = {model.pk, *exclude}
     order = [tier for tier in settings.FALLBACK_ORDER if tier in TIER_REASONS]
     if model.is_local and not settings.ALLOW_LOCAL_TO_CLOUD_FALLBACK:
         order = [tier for tier in order if tier != "external"]
+    if statuses is None and order[:1] == ["external"]:
+        # The first tier holds cloud models only, whose status needs no server's answer: when one of them
+        # qualifies it wins whatever the local models' state, so those (maybe hundreds) are not read.
+        cloud = AIModel.objects.select_related("provider").exclude(provider__kind__in=list(LOCAL_KINDS))
+        found = _best_alternative(model_list_with_status(user=user, models=cloud), order, skip)
+        if found is not None:
+            return found
+    if statuses is None:
+        statuses = model_list_with_status(user=user)
+    return _best_alternative(statuses, order, skip)
+
+
+def _best_alternative(statuses: Iterable[ModelStatus], order: list[str], skip: set[int]) -> Suggestion | None:
     ranked: list[tuple[int, int, int, str, ModelStatus, str]] = []
     for status in statuses:
         candidate = status.model
