@@ -17,7 +17,7 @@ from contextlib import aclosing
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts.services import api_token_authenticate
@@ -25,6 +25,7 @@ from completions.services import CompletionEvent, completion_collect, completion
 from gateway import openai_format as fmt
 from models_mgmt.models import AIModel
 from models_mgmt.services import ModelNotFound, model_get, model_list_with_status, model_status
+from orchestrator.sse import event_stream_response
 
 MODEL_HEADER = "X-Orchestrator-Model"
 
@@ -169,9 +170,7 @@ async def _stream(events: AsyncIterator[CompletionEvent], *, requested: str, inc
                 if chunk := writer.event(event):
                     yield chunk
 
-    response = StreamingHttpResponse(body(), content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"  # proxies such as nginx must pass each chunk on at once
+    response = event_stream_response(body())
     response[MODEL_HEADER] = opening.model or requested
     return response
 
