@@ -276,7 +276,7 @@ ACCEPTED: dict[str, str] = {
 
         class Mailer:
             def send(self, to: str, body: str) -> bool:
-                raise NotImplementedError
+                return False  # the real one talks to an SMTP server; the tests patch it
 
 
         def notify(mailer: Mailer, users: list[str]) -> int:
