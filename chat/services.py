@@ -187,9 +187,7 @@ class StreamUpdate:
     text: str = ""
 
 
-async def _with_ticks(
-    events: AsyncIterator[CompletionEvent], interval: float
-) -> AsyncIterator[CompletionEvent | None]:
+async def _with_ticks(events: AsyncIterator[CompletionEvent], interval: float) -> AsyncIterator[CompletionEvent | None]:
     """The events, with None whenever `interval` passes without one, so a slow load can show progress
     and a stop request is noticed while the model is silent."""
     iterator = aiter(events)
@@ -219,9 +217,9 @@ async def _with_ticks(
 
 def _claim(message_id: int, owner: AbstractBaseUser) -> Message | None:
     """Only a pending answer is generated, once: a reconnecting browser must not run the prompt again."""
-    claimed = Message.objects.filter(
-        pk=message_id, conversation__owner=owner, status=MessageStatus.PENDING
-    ).update(status=MessageStatus.STREAMING)
+    claimed = Message.objects.filter(pk=message_id, conversation__owner=owner, status=MessageStatus.PENDING).update(
+        status=MessageStatus.STREAMING
+    )
     if not claimed:
         return None
     return Message.objects.select_related("conversation", "requested_model__provider").get(pk=message_id)

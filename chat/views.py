@@ -73,8 +73,9 @@ def chat_start(request: HttpRequest) -> HttpResponse:
     """The first message of a new conversation."""
     conversation = services.conversation_create(owner=request.user)
     try:
-        services.chat_send(conversation=conversation, content=request.POST.get("content", ""),
-                           model_id=request.POST.get("model"))
+        services.chat_send(
+            conversation=conversation, content=request.POST.get("content", ""), model_id=request.POST.get("model")
+        )
     except services.ChatError as exc:
         conversation.delete()
         return _error(request, exc.message)
@@ -142,9 +143,11 @@ async def chat_stream(request: HttpRequest, message_id: int) -> StreamingHttpRes
                 break
             yield _sse(update.kind, escape(update.text))
         message = await sync_to_async(
-            lambda: Message.objects.select_related("requested_model__provider", "answered_by__provider")
-            .filter(pk=message_id, conversation__owner=user)
-            .first()
+            lambda: (
+                Message.objects.select_related("requested_model__provider", "answered_by__provider")
+                .filter(pk=message_id, conversation__owner=user)
+                .first()
+            )
         )()
         if message is not None:
             html = await sync_to_async(render_to_string)(

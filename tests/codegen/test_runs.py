@@ -11,7 +11,7 @@ from tests.completions.conftest import Cloud
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_timeouts")]
 
-TEST_MODULE = '''import httpx
+TEST_MODULE = """import httpx
 import pytest
 
 
@@ -24,20 +24,38 @@ def test_get_pets_lists_pets(client: httpx.Client) -> None:
     response = client.get("/pets")
 
     assert response.status_code == 200
-'''
+"""
 SPEC = {
     "openapi": "3.0.3",
     "info": {"title": "Pets", "version": "1.0"},
     "paths": {
         "/pets": {
-            "get": {"summary": "List pets", "responses": {"200": {"content": {"application/json": {
-                "schema": {"type": "array", "items": {"$ref": "#/components/schemas/Pet"}}}}}}},
-            "post": {"summary": "Add a pet", "requestBody": {"content": {"application/json": {"schema": {
-                "type": "object", "properties": {"name": {"type": "string"}}}}}},
-                "responses": {"201": {"description": "created"}, "422": {"description": "bad"}}},
+            "get": {
+                "summary": "List pets",
+                "responses": {
+                    "200": {
+                        "content": {
+                            "application/json": {
+                                "schema": {"type": "array", "items": {"$ref": "#/components/schemas/Pet"}}
+                            }
+                        }
+                    }
+                },
+            },
+            "post": {
+                "summary": "Add a pet",
+                "requestBody": {
+                    "content": {
+                        "application/json": {"schema": {"type": "object", "properties": {"name": {"type": "string"}}}}
+                    }
+                },
+                "responses": {"201": {"description": "created"}, "422": {"description": "bad"}},
+            },
         },
-        "/pets/{id}": {"parameters": [{"name": "id", "in": "path", "required": True}],
-                       "delete": {"operationId": "deletePet", "responses": {"204": {"description": "gone"}}}},
+        "/pets/{id}": {
+            "parameters": [{"name": "id", "in": "path", "required": True}],
+            "delete": {"operationId": "deletePet", "responses": {"204": {"description": "gone"}}},
+        },
     },
 }
 YAML_SPEC = """openapi: 3.1.0
@@ -76,8 +94,11 @@ def test_plan_and_prompt() -> None:
 
 @pytest.mark.parametrize(
     ("spec", "words"),
-    [("{not json: [", "neither JSON nor YAML"), ({"info": {}}, "not an OpenAPI"), ({"openapi": "3.0.0", "paths": {}},
-                                                                                   "no paths")],
+    [
+        ("{not json: [", "neither JSON nor YAML"),
+        ({"info": {}}, "not an OpenAPI"),
+        ({"openapi": "3.0.0", "paths": {}}, "no paths"),
+    ],
 )
 def test_bad_specs(spec: object, words: str) -> None:
     from codegen.services import CodegenError
@@ -123,8 +144,9 @@ def test_run_with_no_model_reachable_fails_with_a_reason(alice_api: Client) -> N
 
 def test_run_through_the_api_and_the_completion_service(alice_api: Client, openai: Cloud) -> None:
     spec = {**SPEC, "info": {**SPEC["info"], "description": f"```python\n{TEST_MODULE}```"}}
-    response = alice_api.post("/api/codegen/runs", {"spec": json.dumps(spec), "max_tests_per_endpoint": 1},
-                              content_type="application/json")
+    response = alice_api.post(
+        "/api/codegen/runs", {"spec": json.dumps(spec), "max_tests_per_endpoint": 1}, content_type="application/json"
+    )
     assert response.status_code == 202
     run = alice_api.get(f"/api/codegen/runs/{response.json()['id']}").json()
     assert run["status"] == "finished", run["error"]
@@ -139,8 +161,12 @@ def test_runs_api_refusals(alice_api: Client, charlie: object, alice: object) ->
     from tests.conftest import token_client
 
     assert alice_api.post("/api/codegen/runs", {"spec": "nope"}, content_type="application/json").status_code == 400
-    assert alice_api.post("/api/codegen/runs", {"spec": SPEC, "max_tests_per_endpoint": 0},
-                          content_type="application/json").status_code == 422
+    assert (
+        alice_api.post(
+            "/api/codegen/runs", {"spec": SPEC, "max_tests_per_endpoint": 0}, content_type="application/json"
+        ).status_code
+        == 422
+    )
     run = CodegenRun.objects.create(owner=alice, spec=SPEC, artifact=TEST_MODULE, status="finished")
     charlie_api = token_client(charlie)
     assert charlie_api.get(f"/api/codegen/runs/{run.pk}").status_code == 404

@@ -31,7 +31,8 @@ def test_pages_and_assets_are_compressed_but_event_streams_are_not(alice, alice_
     assert alice_web.get("/", headers={"Accept-Encoding": "gzip"})["Content-Encoding"] == "gzip"
     assert alice_web.get("/static/css/app.css", headers={"Accept-Encoding": "gzip"})["Content-Encoding"] == "gzip"
     conversation = services.conversation_create(owner=alice)
-    _, answer = services.chat_send(conversation=conversation, content="hi",
-                                   model_id=discovered["qwen/qwen2.5-7b-instruct"].pk)
+    _, answer = services.chat_send(
+        conversation=conversation, content="hi", model_id=discovered["qwen/qwen2.5-7b-instruct"].pk
+    )
     stream = alice_web.get(f"/chat/messages/{answer.pk}/stream/", headers={"Accept-Encoding": "gzip"})
     assert stream["Content-Type"] == "text/event-stream" and not stream.has_header("Content-Encoding")

@@ -379,8 +379,7 @@ class CloudFake(FakeServer, ABC):
         ...
 
     @abstractmethod
-    def chat_input(self, body: dict[str, Any]) -> ChatInput:
-        ...
+    def chat_input(self, body: dict[str, Any]) -> ChatInput: ...
 
     @abstractmethod
     def complete(self, reply: Reply, body: dict[str, Any]) -> FakeResponse:
@@ -388,8 +387,7 @@ class CloudFake(FakeServer, ABC):
         ...
 
     @abstractmethod
-    def stream_plan(self, reply: Reply, req: FakeRequest, body: dict[str, Any]) -> StreamPlan:
-        ...
+    def stream_plan(self, reply: Reply, req: FakeRequest, body: dict[str, Any]) -> StreamPlan: ...
 
     @abstractmethod
     def error(

@@ -49,8 +49,11 @@ def main(argv: list[str] | None = None) -> int:
 
     lines = [f"LMSTUDIO_BASE_URL={lmstudio.url}"] + [f"{name}={server.url}{suffix}" for name, server, suffix in clouds]
     print("Emulators running. Start the app with:\n\n  " + " ".join(lines) + " make run\n")
-    print(f"Every cloud emulator accepts the key {KEY!r}; any other key is refused as the provider would. "
-          "Ctrl-C stops them.", flush=True)
+    print(
+        f"Every cloud emulator accepts the key {KEY!r}; any other key is refused as the provider would. "
+        "Ctrl-C stops them.",
+        flush=True,
+    )
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     try:
