@@ -1,27 +1,28 @@
-"""Provider keys: store (encrypted), replace, delete, test, and pick the one a call uses.
+"""Provider keys as their owners manage them: store (encrypted), label, replace, make default, delete, test.
 
-The plaintext exists only in memory, between a decrypt and the request it authenticates; what is shown
-anywhere is `hint`."""
+Several keys per provider and user, one the default; shared keys (no owner) are managed, tested and their
+test results seen by staff only. A key for "another OpenAI-compatible server" names that server by its base
+URL: the server becomes a provider private to the user (instance-wide when staff store a shared key), and
+a user's URL must pass the outbound guard."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from asgiref.sync import async_to_sync
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.exceptions import ValidationError
-from django.core.validators import URLValidator
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.text import slugify
 
-from apikeys import crypto
-from apikeys.models import ApiKey
-from models_mgmt.models import LOCAL_KINDS, Provider, ProviderKind
+from models_mgmt.services import provider_models_list
 from orchestrator.errors import ServiceError
+from providers import crypto, guard
+from providers.kinds import ProviderKind
+from providers.models import ApiKey, Provider
+from providers.registry import CLOUD_KINDS
+from providers.services import apikey_mark_failing, apikey_plaintext, apikey_seal, provider_visible_q
 
 KEY_MIN_LENGTH, KEY_MAX_LENGTH = 8, 512
 
@@ -38,19 +39,11 @@ class ApiKeyForbidden(ApiKeyError):
     status_code = 403
 
 
-class ApiKeyConflict(ApiKeyError):
-    status_code = 409
-
-
 @dataclass(frozen=True)
 class KeyTestResult:
     ok: bool
     detail: str
     latency_ms: int | None
-
-
-def mask(raw: str) -> str:
-    return f"{raw[:3]}…{raw[-4:]}"
 
 
 def _clean_secret(raw: str) -> str:
@@ -69,42 +62,61 @@ def _clean_label(label: str, default: str) -> str:
     label = (label or "").strip() or default
     if len(label) > 100:
         raise ApiKeyError("The label is longer than 100 characters.")
+    if not label.isprintable() or any(0xD800 <= ord(ch) <= 0xDFFF for ch in label):
+        raise ApiKeyError("The label has characters that cannot be stored (control characters or lone surrogates).")
     return label
 
 
-CLOUD_KIND_NAMES = [k.value for k in ProviderKind if k not in LOCAL_KINDS]
-
-
-def _resolve_provider(name: str, base_url: str, label: str) -> Provider:
-    """A provider by name (`openai`, `gemini`…) or kind; `openai_compatible` with a base URL names a server
-    of the user's own, created on first use."""
-    if name == ProviderKind.OPENAI_COMPATIBLE and base_url:
+def _private_server(user: AbstractBaseUser, base_url: str, label: str, shared: bool) -> Provider:
+    """The OpenAI-compatible server at `base_url` for this key: the caller's own (private), or an
+    instance-wide one when staff store a shared key. Never another user's."""
+    try:
+        base_url = guard.validate_base_url(base_url)
+    except guard.GuardError as exc:
+        raise ApiKeyError(f"The base URL is refused: {exc.message}") from None
+    owner = None if shared else user
+    if owner is not None and not user.is_staff:
+        parts = urlsplit(base_url)
         try:
-            URLValidator(schemes=["http", "https"])(base_url)
-        except ValidationError:
-            raise ApiKeyError("The base URL is not an http(s) URL.") from None
-        base_url = base_url.rstrip("/")
-        existing = Provider.objects.filter(kind=ProviderKind.OPENAI_COMPATIBLE, base_url=base_url).first()
-        if existing:
-            return existing
-        stem = slugify(label or urlsplit(base_url).hostname or "server")[:50] or "server"
-        slug, n = stem, 1
-        while Provider.objects.filter(name=slug).exists():
-            n += 1
-            slug = f"{stem}-{n}"
-        return Provider.objects.create(kind=ProviderKind.OPENAI_COMPATIBLE, name=slug, base_url=base_url)
-    provider = Provider.objects.filter(Q(name=name) | Q(kind=name)).order_by("pk").first()
+            # Said now, so the user learns at once; the guard checks again at every connection.
+            guard.check_host(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
+        except guard.GuardError as exc:
+            raise ApiKeyError(f"The base URL is refused: {exc.message}") from None
+    existing = Provider.objects.filter(kind=ProviderKind.OPENAI_COMPATIBLE, base_url=base_url, owner=owner).first()
+    if existing is not None:
+        return existing
+    stem = slugify(label or urlsplit(base_url).hostname or "server")[:50] or "server"
+    slug, n = stem, 1
+    while Provider.objects.filter(name=slug).exists():
+        n += 1
+        slug = f"{stem}-{n}"
+    return Provider.objects.create(kind=ProviderKind.OPENAI_COMPATIBLE, name=slug, base_url=base_url, owner=owner)
+
+
+def _resolve_provider(user: AbstractBaseUser, name: str, base_url: str, label: str, shared: bool) -> Provider:
+    """A provider by name (`openai`, `gemini`, one of the user's servers…) or kind; `openai_compatible` with a
+    base URL names a server, created on first use."""
+    if name == ProviderKind.OPENAI_COMPATIBLE and base_url:
+        return _private_server(user, base_url, label, shared)
+    provider = (
+        Provider.objects.filter(provider_visible_q(user))
+        .filter(Q(name=name) | Q(kind=name, owner__isnull=True))
+        .order_by("owner_id", "pk")
+        .first()
+    )
     if provider is None:
         hint = "an OpenAI-compatible server needs its base URL" if name == ProviderKind.OPENAI_COMPATIBLE else ""
-        known = ", ".join(CLOUD_KIND_NAMES)
+        known = ", ".join(sorted(CLOUD_KINDS))
         raise ApiKeyError(f"Unknown provider {name!r}{' (' + hint + ')' if hint else ''}; one of: {known}.")
     if provider.is_local:
-        raise ApiKeyError("LM Studio takes no key here; set LMSTUDIO_API_TOKEN in the environment.")
+        raise ApiKeyError(f"{provider.get_kind_display()} takes no key here; its token is set in the environment.")
+    if shared and provider.owner_id is not None:
+        raise ApiKeyError("A shared key cannot be for a private server.")
     return provider
 
 
 def apikeys_visible(*, user: AbstractBaseUser) -> QuerySet[ApiKey]:
-    """The user's own keys and the shared ones (shown by hint; only staff change those)."""
+    """The user's own keys and the shared ones (shown by hint; only staff change or test those)."""
     return ApiKey.objects.select_related("provider", "owner").filter(Q(owner=user) | Q(owner__isnull=True))
 
 
@@ -113,113 +125,96 @@ def apikey_get(*, user: AbstractBaseUser, key_id: int, for_change: bool = False)
     if key is None:
         raise ApiKeyNotFound("No such key.")
     if for_change and key.shared and not user.is_staff:
-        raise ApiKeyForbidden("Only staff can change shared keys.")
+        raise ApiKeyForbidden("Only staff can change, test or make default shared keys.")
     return key
 
 
-def _seal(key: ApiKey, raw: str) -> None:
-    key.secret = crypto.encrypt(raw, aad=crypto.associated_data(key.owner_id, key.provider_id))
-    key.hint = mask(raw)
+def _siblings(key: ApiKey) -> QuerySet[ApiKey]:
+    """The keys among which `key` may be the default: same provider, same owner (or all shared)."""
+    owner = Q(owner__isnull=True) if key.owner_id is None else Q(owner_id=key.owner_id)
+    return ApiKey.objects.filter(owner, provider_id=key.provider_id)
 
 
 def apikey_create(
-    *, user: AbstractBaseUser, provider: str, key: str, label: str = "", base_url: str = "", shared: bool = False
+    *,
+    user: AbstractBaseUser,
+    provider: str,
+    key: str,
+    label: str = "",
+    base_url: str = "",
+    shared: bool = False,
+    make_default: bool | None = None,
 ) -> ApiKey:
+    """Store a key. The owner's first key for a provider becomes the default; a later one only when asked."""
     if shared and not user.is_staff:
         raise ApiKeyForbidden("Only staff can store shared keys.")
     raw = _clean_secret(key)
     with transaction.atomic():
-        target = _resolve_provider(provider, base_url, label)
-        row = ApiKey(
-            owner=None if shared else user,
-            provider=target,
-            label=_clean_label(label, target.get_kind_display()),
-        )
-        _seal(row, raw)
-        try:
-            with transaction.atomic():
-                row.save()
-        except IntegrityError:
-            whose = "A shared key" if shared else "You already have a key"
-            raise ApiKeyConflict(f"{whose} for {target.name} exists; replace it instead.") from None
+        target = _resolve_provider(user, provider, base_url, label, shared)
+        label = _clean_label(label, target.get_kind_display())
+        row = ApiKey(owner=None if shared else user, provider=target, label=label)
+        apikey_seal(row, raw)
+        siblings = _siblings(row).select_for_update()
+        first = not siblings.exists()
+        row.is_default = first or bool(make_default)
+        if row.is_default and not first:
+            siblings.update(is_default=False)
+        row.save()
     return row
 
 
-def apikey_update(*, user: AbstractBaseUser, key_id: int, label: str | None = None, key: str | None = None) -> ApiKey:
+def apikey_update(
+    *,
+    user: AbstractBaseUser,
+    key_id: int,
+    label: str | None = None,
+    key: str | None = None,
+    is_default: bool | None = None,
+) -> ApiKey:
     row = apikey_get(user=user, key_id=key_id, for_change=True)
     if label is not None:
         row.label = _clean_label(label, row.provider.get_kind_display())
     if key is not None:
-        _seal(row, _clean_secret(key))
+        apikey_seal(row, _clean_secret(key))
         # A new key has not been tested and has not been refused yet.
         row.failing_reason, row.last_test_ok, row.last_tested_at, row.last_test_detail = "", None, None, ""
         row.last_test_latency_ms = None
-    row.save()
+    with transaction.atomic():
+        if is_default:
+            _siblings(row).exclude(pk=row.pk).update(is_default=False)
+            row.is_default = True
+        row.save()
     return row
 
 
+def apikey_make_default(*, user: AbstractBaseUser, key_id: int) -> ApiKey:
+    return apikey_update(user=user, key_id=key_id, is_default=True)
+
+
 def apikey_delete(*, user: AbstractBaseUser, key_id: int) -> None:
-    apikey_get(user=user, key_id=key_id, for_change=True).delete()
-
-
-def apikey_plaintext(key: ApiKey) -> str:
-    """The key itself, for the request it authenticates; raises crypto.DecryptError with a safe message."""
-    return crypto.decrypt(key.secret, aad=crypto.associated_data(key.owner_id, key.provider_id))
-
-
-def apikey_for_call(*, user: AbstractBaseUser | None, provider: Provider) -> ApiKey | None:
-    """The user's own key for the provider, else the shared one."""
-    keys = ApiKey.objects.filter(provider=provider).filter(
-        Q(owner__isnull=True) | Q(owner=user) if user is not None and user.is_authenticated else Q(owner__isnull=True)
-    )
-    return min(keys, key=lambda k: k.shared, default=None)
-
-
-def usable_keys_by_provider(*, user: AbstractBaseUser | None) -> dict[int, ApiKey]:
-    """One query: for each provider, the key a call by this user would use."""
-    rows = ApiKey.objects.filter(
-        Q(owner__isnull=True) | Q(owner=user) if user is not None and user.is_authenticated else Q(owner__isnull=True)
-    )
-    chosen: dict[int, ApiKey] = {}
-    for row in sorted(rows, key=lambda k: not k.shared):  # own keys last, so they win
-        chosen[row.provider_id] = row
-    return chosen
-
-
-def apikey_mark_refused(*, key: ApiKey, reason: str) -> None:
-    ApiKey.objects.filter(pk=key.pk).update(failing_reason=reason)
+    """Delete a key; when it was the default, the newest remaining key of the same owner takes over, so a
+    rotation (add, test, make default, delete the old one) never leaves the owner without a default."""
+    row = apikey_get(user=user, key_id=key_id, for_change=True)
+    with transaction.atomic():
+        siblings = _siblings(row).exclude(pk=row.pk)
+        row.delete()
+        if row.is_default:
+            heir = siblings.order_by("-created_at").first()
+            if heir is not None:
+                siblings.filter(pk=heir.pk).update(is_default=True)
 
 
 def apikey_test(*, user: AbstractBaseUser, key_id: int) -> KeyTestResult:
     """Call the provider's cheapest authenticated endpoint with the key; record and return the outcome.
-    On success the provider's models are stored, so they show up as cloud models."""
-    from completions.adapters import ProviderError, adapter_for
-    from models_mgmt.services import models_store_remote
-
-    row = apikey_get(user=user, key_id=key_id)
-    try:
-        raw = apikey_plaintext(row)
-    except crypto.DecryptError as exc:
-        result = KeyTestResult(False, exc.args[0], None)
-    else:
-        adapter = adapter_for(row.provider, raw)
-        started = time.monotonic()
-        try:
-            try:
-                remote = async_to_sync(adapter.list_models)()
-            except ProviderError as exc:
-                if exc.code != "not_found":
-                    raise
-                async_to_sync(adapter.check_key)()  # a proxy with no model list (Genspark): a 1-token call
-                remote = []
-        except ProviderError as exc:
-            result = KeyTestResult(False, exc.message, int((time.monotonic() - started) * 1000))
-            row.failing_reason = exc.message if exc.code == "auth" else row.failing_reason
-        else:
-            latency = int((time.monotonic() - started) * 1000)
-            added, _ = models_store_remote(provider=row.provider, remote=remote)
-            result = KeyTestResult(True, f"Key works: {len(remote)} models listed ({added} new).", latency)
-            row.failing_reason = ""
+    On success the provider's models are stored for whoever the key serves (the one listing service)."""
+    row = apikey_get(user=user, key_id=key_id, for_change=True)
+    listing = provider_models_list(provider=row.provider, key=row)
+    result = KeyTestResult(listing.ok, listing.detail, listing.latency_ms)
+    if listing.ok:
+        row.failing_reason = ""
+    elif listing.auth_refused:
+        row.failing_reason = listing.detail
+        apikey_mark_failing(key_id=row.pk, reason=listing.detail)
     row.last_tested_at = timezone.now()
     row.last_test_ok, row.last_test_detail, row.last_test_latency_ms = result.ok, result.detail, result.latency_ms
     row.save(
@@ -240,7 +235,7 @@ def apikeys_rotate() -> tuple[int, int, list[int]]:
         except crypto.DecryptError:
             unreadable.append(row.pk)
             continue
-        _seal(row, raw)
+        apikey_seal(row, raw)
         ApiKey.objects.filter(pk=row.pk).update(secret=row.secret)
         rotated += 1
     return rotated, current, unreadable

@@ -8,4 +8,5 @@ urlpatterns = [
     path("<int:key_id>/", views.key_update, name="api-key-update"),
     path("<int:key_id>/delete/", views.key_delete, name="api-key-delete"),
     path("<int:key_id>/test/", views.key_test, name="api-key-test"),
+    path("<int:key_id>/default/", views.key_make_default, name="api-key-default"),
 ]

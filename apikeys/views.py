@@ -7,13 +7,22 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from apikeys import services
-from models_mgmt.models import Provider
+from providers.registry import CLOUD_KINDS
+from providers.services import providers_visible
 
 
 def _page(request: HttpRequest, *, status: int = 200) -> HttpResponse:
-    keys = sorted(services.apikeys_visible(user=request.user), key=lambda k: (k.provider.name, k.owner_id is None))
+    # Per provider: your keys first (the default on top), then the shared ones.
+    keys = sorted(
+        services.apikeys_visible(user=request.user),
+        key=lambda k: (k.provider.is_private, k.provider.name, k.shared, not k.is_default, k.created_at),
+    )
     groups = [(provider, list(rows)) for provider, rows in groupby(keys, key=lambda k: k.provider)]
-    providers = Provider.objects.exclude(kind="lmstudio").filter(enabled=True).order_by("name")
+    providers = (
+        providers_visible(user=request.user)
+        .filter(kind__in=sorted(CLOUD_KINDS), enabled=True)
+        .order_by("owner", "name")
+    )
     context = {"groups": groups, "providers": providers, "form": request.POST if status != 200 else {}}
     return render(request, "apikeys/keys.html", context, status=status)
 
@@ -35,6 +44,7 @@ def key_create(request: HttpRequest) -> HttpResponse:
             label=request.POST.get("label", ""),
             base_url=request.POST.get("base_url", "").strip(),
             shared=request.POST.get("shared") == "1",
+            make_default=request.POST.get("make_default") == "1",
         )
     except services.ApiKeyError as exc:
         messages.error(request, exc.message)
@@ -57,6 +67,18 @@ def key_update(request: HttpRequest, key_id: int) -> HttpResponse:
         messages.error(request, exc.message)
         return _page(request, status=exc.status_code)
     messages.success(request, f"Saved {key.label} ({key.hint}).")
+    return redirect("api-keys")
+
+
+@login_required
+@require_POST
+def key_make_default(request: HttpRequest, key_id: int) -> HttpResponse:
+    try:
+        key = services.apikey_make_default(user=request.user, key_id=key_id)
+    except services.ApiKeyError as exc:
+        messages.error(request, exc.message)
+        return _page(request, status=exc.status_code)
+    messages.success(request, f"{key.label} ({key.hint}) is now the default {key.provider.name} key.")
     return redirect("api-keys")
 
 

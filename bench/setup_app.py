@@ -25,9 +25,9 @@ from django.contrib.auth import get_user_model  # noqa: E402
 
 from accounts.services import api_token_create  # noqa: E402
 from apikeys.services import apikey_create, apikey_test  # noqa: E402
-from completions.adapters import RemoteModel  # noqa: E402
 from models_mgmt.models import AIModel  # noqa: E402
 from models_mgmt.services import models_store_remote, models_sync  # noqa: E402
+from providers.adapters import RemoteModel  # noqa: E402
 
 USERNAME, PASSWORD = "bench", "bench-password-1"
 KEY = "test-key-1234"

@@ -18,11 +18,18 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from chat.models import Conversation, Message, MessageRole, MessageStatus
-from completions.adapters import ChatParams
 from completions.services import CompletionEvent, completion_stream
 from models_mgmt.models import AIModel
-from models_mgmt.services import ModelStatus, Suggestion, model_status, model_suggest_alternative
+from models_mgmt.services import (
+    ModelStatus,
+    Suggestion,
+    model_list_with_status,
+    model_status,
+    model_suggest_alternative,
+    models_visible,
+)
 from orchestrator.errors import ServiceError
+from providers.adapters import ChatParams
 
 MAX_MESSAGE_CHARS = 100_000
 TITLE_CHARS = 60
@@ -87,7 +94,7 @@ def conversation_configure(
 
 def _chat_model(model_id: int | str | None, conversation: Conversation) -> AIModel:
     model = (
-        AIModel.objects.select_related("provider").filter(pk=model_id).first()
+        models_visible(user=conversation.owner).filter(pk=model_id).first()
         if model_id not in (None, "")
         else conversation.model
     )
@@ -162,13 +169,16 @@ def chat_alternative(*, message: Message, user: AbstractBaseUser) -> Suggestion 
     if failed is None:
         return None
     tried_refs = {str(f.get("from")) for f in message.fallbacks}
-    tried = [m.pk for m in AIModel.objects.select_related("provider") if m.ref in tried_refs] if tried_refs else []
+    visible = models_visible(user=user)
+    tried = [
+        m.pk
+        for m in visible.filter(provider__name__in=[r.partition("/")[0] for r in tried_refs])
+        if m.ref in tried_refs
+    ]
     return model_suggest_alternative(model=failed, user=user, exclude=tried)
 
 
 def chat_model_statuses(*, user: AbstractBaseUser) -> list[ModelStatus]:
-    from models_mgmt.services import model_list_with_status
-
     return [s for s in model_list_with_status(user=user) if s.model.can_chat and s.model.active]
 
 
@@ -225,9 +235,13 @@ def _claim(message_id: int, owner: AbstractBaseUser) -> Message | None:
     return Message.objects.select_related("conversation", "requested_model__provider").get(pk=message_id)
 
 
-def _display_name(ref: str) -> str:
+def _model_by_ref(ref: str, user: AbstractBaseUser) -> AIModel | None:
     provider, _, model_id = ref.partition("/")
-    model = AIModel.objects.filter(provider__name=provider, model_id=model_id).first()
+    return models_visible(user=user).filter(provider__name=provider, model_id=model_id).order_by("owner_id").first()
+
+
+def _display_name(ref: str, user: AbstractBaseUser) -> str:
+    model = _model_by_ref(ref, user)
     return model.name if model else ref
 
 
@@ -280,7 +294,7 @@ async def chat_stream(*, message_id: int, user: AbstractBaseUser) -> AsyncIterat
                         yield StreamUpdate("notice", f"Loading {name}… {int(now - since)} s")
                     continue
                 if event.type == "loading":
-                    name = await sync_to_async(_display_name)(event.data["model"])
+                    name = await sync_to_async(_display_name)(event.data["model"], user)
                     loading = (name, now)
                     yield StreamUpdate("notice", f"Loading {name}… 0 s")
                 elif event.type == "start":
@@ -316,10 +330,7 @@ async def chat_stream(*, message_id: int, user: AbstractBaseUser) -> AsyncIterat
         )
         ref = str(outcome.get("answered_by_ref") or "")
         if ref:
-            provider, _, model_id = ref.partition("/")
-            outcome["answered_by"] = await sync_to_async(
-                lambda: AIModel.objects.filter(provider__name=provider, model_id=model_id).first()
-            )()
+            outcome["answered_by"] = await sync_to_async(_model_by_ref)(ref, user)
         # Shielded: a browser that left cancels this task, and the save must still happen.
         await asyncio.shield(sync_to_async(_save_answer)(message_id, outcome))
     yield StreamUpdate("end")

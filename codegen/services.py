@@ -21,12 +21,12 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from codegen.models import CodegenRun, RunStatus
 from codegen.screening import ScreenResult, screen_code
-from completions.adapters import ChatParams
-from completions.services import CompletionResult, completion_collect
+from completions.services import UNAVAILABLE_CODES, CompletionResult, completion_collect
 from models_mgmt.models import AIModel
-from models_mgmt.services import ModelNotFound, Status, model_get, model_list_with_status
+from models_mgmt.services import ModelNotFound, Status, model_list_with_status, model_resolve
 from orchestrator import observability
 from orchestrator.errors import ServiceError
+from providers.adapters import ChatParams
 
 SYSTEM_PROMPT = (
     "You write Python 3.11 code only. Answer with one ```python fenced block and nothing else: no prose, no "
@@ -34,8 +34,6 @@ SYSTEM_PROMPT = (
     "json, enum, decimal, uuid, collections, itertools, functools) and pydantic, fastapi, pytest or httpx. "
     "Never read or write files, run processes, open sockets, or use eval/exec."
 )
-# Failures of the model call that mean "nobody could be asked" rather than "the upstream broke".
-UNAVAILABLE_CODES = {"no_key", "unreachable", "inactive", "failed", "load_failed", "key_unreadable"}
 # About four characters a token; half the context is left for the answer.
 CHARS_PER_TOKEN = 4
 
@@ -124,7 +122,7 @@ def choose_model(*, user: AbstractBaseUser, ref: str | None) -> AIModel:
     for candidate in (ref, settings.CODEGEN_DEFAULT_MODEL):
         if candidate:
             try:
-                return model_get(ref=candidate)
+                return model_resolve(ref=candidate, user=user)
             except ModelNotFound:
                 if candidate == ref:
                     raise

@@ -3,7 +3,7 @@ from typing import Any, Literal
 from ninja import Schema
 from pydantic import Field
 
-from completions.adapters import ChatParams
+from providers.adapters import ChatParams
 
 
 class MessageIn(Schema):
@@ -20,6 +20,7 @@ class CompletionIn(Schema):
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
     stop: list[str] | None = Field(None, max_length=4)
+    key_id: int | None = Field(None, description="One of your keys (or a shared one) for this model's provider")
 
     def chat_params(self) -> ChatParams:
         return ChatParams(max_tokens=self.max_tokens, temperature=self.temperature, top_p=self.top_p, stop=self.stop)

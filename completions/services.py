@@ -21,19 +21,29 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 
-from apikeys.crypto import DecryptError
-from apikeys.services import apikey_for_call, apikey_mark_refused, apikey_plaintext
-from completions.adapters import Adapter, ChatParams, Delta, ErrorCode, Finish, Message, ProviderError, adapter_for
 from models_mgmt import services as registry
 from models_mgmt.models import AIModel
 from models_mgmt.services import Status
 from orchestrator import observability
+from providers.adapters import Adapter, ChatParams, Delta, ErrorCode, Finish, Message, ProviderError
+from providers.crypto import DecryptError
+from providers.models import ApiKey
+from providers.registry import adapter_for
+from providers.services import apikey_for_call, apikey_mark_working, apikey_plaintext
+
+# Final error codes that mean nothing could be asked at all (503), as opposed to an upstream that was asked
+# and failed (502): no usable key, a server down or switched off, a failed load, an address the guard refused.
+UNAVAILABLE_CODES = frozenset(
+    {"no_key", "unreachable", "inactive", "failed", "load_failed", "key_unreadable", ErrorCode.BLOCKED}
+)
 
 
 @dataclass(frozen=True)
 class CompletionEvent:
     type: str
     data: dict[str, Any]
+    # The model this event is about sits on a user's private provider: kept out of shared metrics.
+    private: bool = field(default=False, compare=False)
 
     def sse(self) -> bytes:
         return f"event: {self.type}\ndata: {json.dumps(self.data, ensure_ascii=False)}\n\n".encode()
@@ -58,7 +68,7 @@ class CompletionResult:
 @dataclass(frozen=True)
 class _Ready:
     adapter: Adapter
-    key_id: int | None
+    key: ApiKey | None
 
 
 @dataclass(frozen=True)
@@ -68,10 +78,11 @@ class _NotReady:
     needs_load: bool = False
 
 
-def _plan(model: AIModel, user: AbstractBaseUser | None) -> _Ready | _NotReady:
-    """Can `model` be called now, and with what? Asks no network for a model known to be unusable."""
+def _plan(model: AIModel, user: AbstractBaseUser | None, key_id: int | None) -> _Ready | _NotReady:
+    """Can `model` be called now, and with what? Asks no network for a model known to be unusable.
+    `key_id` names the caller's key for this model's provider (else their default key is used)."""
     # A cloud model's key is read once, for its status and for the call (one query, not two).
-    key = None if model.is_local else apikey_for_call(user=user, provider=model.provider)
+    key = None if model.is_local else apikey_for_call(user=user, provider=model.provider, key_id=key_id)
     keys = {} if key is None else {model.provider_id: key}
     status = registry.model_status(model=model, user=user, keys=keys)
     if status.status in (Status.NOT_LOADED, Status.LOADING):
@@ -83,19 +94,18 @@ def _plan(model: AIModel, user: AbstractBaseUser | None) -> _Ready | _NotReady:
     if key is None:
         return _NotReady(Status.NO_KEY, f"No API key for {model.provider.get_kind_display()}")
     try:
-        return _Ready(adapter_for(model.provider, apikey_plaintext(key)), key.pk)
+        return _Ready(adapter_for(model.provider, apikey_plaintext(key)), key)
     except DecryptError as exc:
         return _NotReady("key_unreadable", str(exc))
 
 
-def _record_failure(model: AIModel, exc: ProviderError, key_id: int | None) -> None:
-    registry.model_record_failure(model=model, reason=exc.message, retryable=exc.retryable)
-    if exc.code == ErrorCode.AUTH and key_id is not None:
-        from apikeys.models import ApiKey
-
-        key = ApiKey.objects.filter(pk=key_id).first()
-        if key is not None:
-            apikey_mark_refused(key=key, reason=exc.message)
+def _answered(model: AIModel, key: ApiKey | None) -> None:
+    """A call went through: the model is healthy, the key works, and a model named on first use joins the
+    registry as the caller's own."""
+    registry.model_remember(model=model)
+    registry.model_record_success(model=model)
+    if key is not None:
+        apikey_mark_working(key=key)
 
 
 async def _load(model: AIModel) -> str | None:
@@ -127,23 +137,30 @@ async def completion_stream(
     messages: list[Message],
     params: ChatParams | None = None,
     fallback: bool = True,
+    key_id: int | None = None,
 ) -> AsyncIterator[CompletionEvent]:
-    """The events of one completion, observed: a span, metrics per model, one log line at the end."""
+    """The events of one completion, observed: a span, metrics per model, one log line at the end.
+    `key_id` names one of the caller's keys for `model`'s provider; without it their default key is used."""
     started = time.monotonic()
     answering, outcome, first_token = model.ref, "cancelled", False
+    labels = _labels(model.ref, model.provider.is_private)
     call = observability.tracer().start_span("llm.completion", attributes={"llm.requested_model": model.ref})
     try:
-        events = _completion_events(user=user, model=model, messages=messages, params=params, fallback=fallback)
+        events = _completion_events(
+            user=user, model=model, messages=messages, params=params, fallback=fallback, key_id=key_id
+        )
         async with aclosing(events) as stream:
             async for event in stream:
                 if event.type == "start":
                     answering = event.data["model"]
+                    labels = _labels(answering, event.private)
                 elif event.type == "delta" and not first_token:
                     first_token = True
-                    observability.TIME_TO_FIRST_TOKEN.labels(*_labels(answering)).observe(time.monotonic() - started)
+                    observability.TIME_TO_FIRST_TOKEN.labels(*labels).observe(time.monotonic() - started)
                 elif event.type == "fallback":
+                    origin, target = (PRIVATE_LABEL if event.private else event.data[end] for end in ("from", "to"))
                     observability.FALLBACKS.labels(
-                        event.data["from"], event.data["to"], observability.reason_label(event.data.get("code", ""))
+                        origin, target, observability.reason_label(event.data.get("code", ""))
                     ).inc()
                 elif event.type == "done":
                     outcome = "ok"
@@ -152,8 +169,8 @@ async def completion_stream(
                 yield event
     finally:
         elapsed = time.monotonic() - started
-        observability.COMPLETIONS.labels(*_labels(answering), outcome).inc()
-        observability.COMPLETION_LATENCY.labels(*_labels(answering)).observe(elapsed)
+        observability.COMPLETIONS.labels(*labels, outcome).inc()
+        observability.COMPLETION_LATENCY.labels(*labels).observe(elapsed)
         call.set_attribute("llm.model", answering)
         call.set_attribute("llm.outcome", outcome)
         call.end()
@@ -170,7 +187,13 @@ async def completion_stream(
         )
 
 
-def _labels(ref: str) -> tuple[str, str]:
+# A private provider's name and models are its owner's business, and /metrics is shared.
+PRIVATE_LABEL = "private"
+
+
+def _labels(ref: str, private: bool) -> tuple[str, str]:
+    if private:
+        return PRIVATE_LABEL, PRIVATE_LABEL
     provider, _, model_id = ref.partition("/")
     return provider, model_id
 
@@ -182,19 +205,25 @@ async def _completion_events(
     messages: list[Message],
     params: ChatParams | None,
     fallback: bool,
+    key_id: int | None,
 ) -> AsyncIterator[CompletionEvent]:
     params = params or ChatParams()
     started = time.monotonic()
-    tried: list[int] = []
+    tried: list[int | None] = []
     current = model
     while True:
         tried.append(current.pk)
-        plan = await sync_to_async(_plan)(current, user)
+        # A named key is for the requested model's provider; a fallback model uses the caller's default key.
+        current_key = key_id if current is model else None
+        plan = await sync_to_async(_plan)(current, user, current_key)
         if isinstance(plan, _NotReady) and plan.needs_load:
             # Said before the (possibly long) load, so the caller can show it while it happens.
-            yield CompletionEvent("loading", {"model": current.ref})
+            yield CompletionEvent("loading", {"model": current.ref}, current.provider.is_private)
             why_not = await _load(current)
-            plan = await sync_to_async(_plan)(current, user) if why_not is None else _NotReady("load_failed", why_not)
+            if why_not is None:
+                plan = await sync_to_async(_plan)(current, user, current_key)
+            else:
+                plan = _NotReady("load_failed", why_not)
         if isinstance(plan, _NotReady):
             code, reason = plan.code, plan.reason
         else:
@@ -206,7 +235,9 @@ async def _completion_events(
             if attempt.final:
                 return
             code, reason = attempt.code, attempt.reason
-        if not fallback:
+        if not fallback or (current.pk is None and code == ErrorCode.NOT_FOUND):
+            # A model named on first use that its provider does not have: the provider's own "not found"
+            # is the answer, not some other model's.
             yield CompletionEvent("error", {"code": code, "message": reason, "model": current.ref})
             return
         suggestion = await sync_to_async(registry.model_suggest_alternative)(model=current, user=user, exclude=tried)
@@ -215,7 +246,9 @@ async def _completion_events(
             yield CompletionEvent("error", {"code": code, "message": message, "model": current.ref})
             return
         yield CompletionEvent(
-            "fallback", {"from": current.ref, "to": suggestion.model.ref, "reason": reason, "code": code}
+            "fallback",
+            {"from": current.ref, "to": suggestion.model.ref, "reason": reason, "code": code},
+            current.provider.is_private or suggestion.model.provider.is_private,
         )
         current = suggestion.model
 
@@ -241,7 +274,7 @@ async def _call(
     """Call the model, retrying where it can help; records in `attempt` how it ended."""
     tries = 0
     while True:
-        yield CompletionEvent("start", {"model": model.ref, "attempt": tries + 1})
+        yield CompletionEvent("start", {"model": model.ref, "attempt": tries + 1}, model.provider.is_private)
         sent_text = False
         try:
             async with aclosing(plan.adapter.stream(model.model_id, messages, params)) as items:
@@ -250,10 +283,10 @@ async def _call(
                         sent_text = True
                         yield CompletionEvent("delta", {"text": item.text})
                     elif isinstance(item, Finish):
-                        if model.failure_count or model.cooldown_until:
-                            # Only a model with failures on record has anything to forget: otherwise no
-                            # trip to the database thread (model_record_success would do nothing either).
-                            await sync_to_async(registry.model_record_success)(model=model)
+                        key_failing = plan.key is not None and plan.key.failing_reason
+                        if model.pk is None or model.failure_count or model.cooldown_until or key_failing:
+                            # Only then is there anything to record: otherwise no trip to the database thread.
+                            await sync_to_async(_answered)(model, plan.key)
                         yield CompletionEvent(
                             "done",
                             {
@@ -266,7 +299,9 @@ async def _call(
                         attempt.final = True
                         return
         except ProviderError as exc:
-            await sync_to_async(_record_failure)(model, exc, plan.key_id)
+            await sync_to_async(registry.health_record_failure)(
+                model=model, error=exc, key_id=plan.key.pk if plan.key else None
+            )
             if sent_text:
                 # Text already reached the caller: no fallback can take it back. End clearly, keep it.
                 yield CompletionEvent(
@@ -289,12 +324,16 @@ async def completion_collect(
     messages: list[Message],
     params: ChatParams | None = None,
     fallback: bool = True,
+    key_id: int | None = None,
 ) -> CompletionResult:
     """The non-streaming form: the same events, gathered."""
     result = CompletionResult()
     parts: list[str] = []
     started = time.monotonic()
-    async for event in completion_stream(user=user, model=model, messages=messages, params=params, fallback=fallback):
+    events = completion_stream(
+        user=user, model=model, messages=messages, params=params, fallback=fallback, key_id=key_id
+    )
+    async for event in events:
         if event.type == "delta":
             if result.first_token_ms is None:
                 result.first_token_ms = int((time.monotonic() - started) * 1000)

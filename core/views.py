@@ -7,7 +7,9 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 
+from models_mgmt.services import model_list_with_status
 from orchestrator.celery import app as celery_app
+from orchestrator.observability import MODEL_STATUS, metrics_exposition
 
 
 @never_cache
@@ -49,10 +51,8 @@ def readyz(request: HttpRequest) -> JsonResponse:
 @never_cache
 def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus exposition. Model statuses are read at scrape time (cached, one question per server)."""
-    from models_mgmt.services import model_list_with_status
-    from orchestrator.observability import MODEL_STATUS, metrics_exposition
-
     MODEL_STATUS.clear()
+    # As an anonymous caller sees them: instance-wide models only, never a user's private ones.
     for status in model_list_with_status():
         MODEL_STATUS.labels(status.model.ref, status.status).set(1)
     body, content_type = metrics_exposition()

@@ -16,7 +16,9 @@ Before the service is called:
                                                              messages, n != 1, stream_options without stream
     401     invalid_request_error  null                      no `Authorization: Bearer` token (as OpenAI)
     401     invalid_request_error  invalid_api_key           a token that is not a valid, active API token
-    404     invalid_request_error  model_not_found           no such model (param "model")
+    404     invalid_request_error  model_not_found           no such model (param "model"); also when the
+                                                             provider answers 404 for a model named on
+                                                             first use (nothing fell back)
     404     invalid_request_error  null                      the model exists but cannot chat (an embedder)
     404     invalid_request_error  null                      unknown URL under /v1/
     405     invalid_request_error  null                      wrong HTTP method
@@ -32,7 +34,8 @@ When no model could answer (after retries and fallbacks), by the service's final
                                                              rate_limited (or quota, mixed)
     429     insufficient_quota     insufficient_quota        every such candidate was out of quota
     400     invalid_request_error  context_length_exceeded   context_length (param "messages")
-    400     invalid_request_error  null                      bad_request: the upstream refused the request
+    400     invalid_request_error  null                      bad_request: the upstream refused the request;
+                                                             an `X-Orchestrator-Key` for another provider
     503     server_error           <service code>            nothing could be asked: no_key, unreachable,
                                                              inactive, failed (cooling down), load_failed,
                                                              key_unreadable; also overloaded, and
@@ -66,11 +69,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from completions.adapters import ChatParams, ErrorCode
-from completions.api import UNAVAILABLE_CODES
-from completions.services import CompletionEvent, CompletionResult
+from completions.services import UNAVAILABLE_CODES, CompletionEvent, CompletionResult
 from models_mgmt.models import AIModel
 from models_mgmt.services import ModelStatus, Status
+from providers.adapters import ChatParams, ErrorCode
 
 FINISH_REASONS = frozenset({"stop", "length", "content_filter", "tool_calls"})
 RATE_LIMIT_CODES = frozenset({ErrorCode.RATE_LIMITED, ErrorCode.QUOTA})
@@ -157,6 +159,9 @@ def service_error(error: dict[str, Any], fallbacks: list[dict[str, Any]], *, par
         if all(c == ErrorCode.QUOTA for c in codes):
             return GatewayError(429, message, "insufficient_quota", code="insufficient_quota")
         return GatewayError(429, message, "requests", code="rate_limit_exceeded")
+    if code == ErrorCode.NOT_FOUND and not fallbacks:
+        # The provider itself says it has no such model (a `<provider>/<model>` named on first use).
+        return invalid_request(message, param="model", code="model_not_found", status=404)
     if code == ErrorCode.CONTEXT:
         return invalid_request(message, param="messages", code="context_length_exceeded")
     if code == ErrorCode.BAD_REQUEST:

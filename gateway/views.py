@@ -24,10 +24,20 @@ from accounts.services import api_token_authenticate
 from completions.services import CompletionEvent, completion_collect, completion_stream
 from gateway import openai_format as fmt
 from models_mgmt.models import AIModel
-from models_mgmt.services import ModelNotFound, model_get, model_list_with_status, model_status
+from models_mgmt.services import (
+    ModelError,
+    ModelNotFound,
+    model_get,
+    model_list_with_status,
+    model_resolve,
+    model_status,
+)
 from orchestrator.sse import event_stream_response
+from providers.services import KeyNotUsable
 
 MODEL_HEADER = "X-Orchestrator-Model"
+# Names one of the caller's keys (their own or a shared one, by id) for the model's provider.
+KEY_HEADER = "X-Orchestrator-Key"
 
 
 def error_response(error: fmt.GatewayError) -> JsonResponse:
@@ -60,7 +70,7 @@ def _listed_models(user: AbstractBaseUser) -> list[AIModel]:
 
 def _listed_model(user: AbstractBaseUser, ref: str) -> AIModel:
     try:
-        model = model_get(ref=ref)
+        model = model_get(ref=ref, user=user)
     except ModelNotFound:
         raise fmt.model_not_found(ref) from None
     if not fmt.is_listed(model_status(model=model, user=user)):
@@ -68,17 +78,31 @@ def _listed_model(user: AbstractBaseUser, ref: str) -> AIModel:
     return model
 
 
-def _chat_model(ref: str) -> AIModel:
+def _key_id(header: str | None) -> int | None:
+    if header is None:
+        return None
+    if not (header.isascii() and header.isdigit()) or len(header) > 18:
+        raise fmt.invalid_request(f"{KEY_HEADER} must be the numeric id of one of your keys.")
+    return int(header)
+
+
+def _chat_model(ref: str, user: AbstractBaseUser, key_id: int | None) -> AIModel:
     try:
-        model = model_get(ref=ref)
+        model = model_resolve(ref=ref, user=user, key_id=key_id)
     except ModelNotFound:
         raise fmt.model_not_found(ref) from None
+    except KeyNotUsable as exc:
+        raise fmt.invalid_request(exc.message, status=404) from None
+    except ModelError as exc:
+        raise fmt.invalid_request(exc.message, status=exc.status_code) from None
     if not model.can_chat:
         raise fmt.not_a_chat_model(ref)
     return model
 
 
-def _chat_call(raw: str, body: bytes | fmt.GatewayError) -> tuple[AbstractBaseUser, fmt.ChatRequest, AIModel]:
+def _chat_call(
+    raw: str, body: bytes | fmt.GatewayError, key_header: str | None
+) -> tuple[AbstractBaseUser, fmt.ChatRequest, AIModel, int | None]:
     """The caller, the request and the model asked for, in one trip to the database thread (a trip costs
     about as much as a query). The checks keep their order: the token, then the body, then the model."""
     user = api_token_authenticate(raw=raw)
@@ -87,7 +111,8 @@ def _chat_call(raw: str, body: bytes | fmt.GatewayError) -> tuple[AbstractBaseUs
     if isinstance(body, fmt.GatewayError):
         raise body
     chat = fmt.parse_chat_request(body)
-    return user, chat, _chat_model(chat.model)
+    key_id = _key_id(key_header)
+    return user, chat, _chat_model(chat.model, user, key_id), key_id
 
 
 @csrf_exempt  # only so that a POST gets OpenAI's 405, not Django's CSRF page
@@ -123,16 +148,16 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
             body: bytes | fmt.GatewayError = request.body
         except RequestDataTooBig:
             body = fmt.body_too_large()  # reported after the token is checked, as before
-        user, chat, model = await sync_to_async(_chat_call)(raw, body)
+        user, chat, model, key_id = await sync_to_async(_chat_call)(raw, body, request.headers.get(KEY_HEADER))
     except fmt.GatewayError as exc:
         return error_response(exc)
 
     if chat.stream:
-        events = completion_stream(user=user, model=model, messages=chat.messages, params=chat.params)
+        events = completion_stream(user=user, model=model, messages=chat.messages, params=chat.params, key_id=key_id)
         return await _stream(events, requested=model.ref, include_usage=chat.include_usage)
 
     created = int(time.time())
-    result = await completion_collect(user=user, model=model, messages=chat.messages, params=chat.params)
+    result = await completion_collect(user=user, model=model, messages=chat.messages, params=chat.params, key_id=key_id)
     if result.error is not None:
         return error_response(fmt.service_error(result.error, result.fallbacks, partial=bool(result.text)))
     response = JsonResponse(

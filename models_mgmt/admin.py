@@ -1,12 +1,6 @@
 from django.contrib import admin
 
-from models_mgmt.models import AIModel, Provider
-
-
-@admin.register(Provider)
-class ProviderAdmin(admin.ModelAdmin):
-    list_display = ["name", "kind", "base_url", "enabled", "priority"]
-    list_editable = ["enabled", "priority"]
+from models_mgmt.models import AIModel
 
 
 @admin.register(AIModel)
@@ -23,5 +17,7 @@ class AIModelAdmin(admin.ModelAdmin):
         "failure_count",
         "cooldown_until",
         "last_error",
+        "last_error_public",
+        "owner",
         "created_at",
     ]

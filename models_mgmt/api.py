@@ -24,10 +24,13 @@ def list_models(request: HttpRequest, params: Query[ListParams]) -> list[ModelOu
     return [ModelOut.of(s) for s in services.model_list_with_status(user=request.user, refresh=params.refresh)]
 
 
-@router.post("/failures/reset", response={200: ResetOut, 403: ErrorOut}, summary="Forget every failure (staff)")
+@router.post(
+    "/failures/reset",
+    response={200: ResetOut},
+    summary="Forget the failures you may see: your own models and keys; staff also the instance-wide ones",
+)
 def reset_failures(request: HttpRequest) -> ResetOut:
-    require_staff(request)
-    return ResetOut(reset=services.model_failures_reset())
+    return ResetOut(reset=services.model_failures_reset(user=request.user))
 
 
 @router.post("/sync", response={200: SyncOut, 403: ErrorOut}, summary="Discover models from every server (staff)")
@@ -38,7 +41,7 @@ def sync_models(request: HttpRequest) -> SyncOut:
 
 @router.get("/{path:ref}/status", response={200: ModelOut, 404: ErrorOut}, summary="One model's status")
 def model_status(request: HttpRequest, ref: str, params: Query[ListParams]) -> ModelOut:
-    model = services.model_get(ref=ref)
+    model = services.model_get(ref=ref, user=request.user)
     return ModelOut.of(services.model_status(model=model, user=request.user, refresh=params.refresh))
 
 
@@ -48,7 +51,7 @@ def model_status(request: HttpRequest, ref: str, params: Query[ListParams]) -> M
     summary="Start loading a local model (202), or 200 if it is loaded",
 )
 def load_model(request: HttpRequest, ref: str) -> Status[LoadOut]:
-    model = services.model_get(ref=ref)
+    model = services.model_get(ref=ref, user=request.user)
     state = services.model_load_start(model=model)
     return Status(200 if state == services.Status.LOADED else 202, LoadOut(status=state, model=model.ref))
 
@@ -59,7 +62,7 @@ def load_model(request: HttpRequest, ref: str) -> Status[LoadOut]:
     summary="Wait for a load: 200 loaded, 409 failed or not loading, 504 still loading",
 )
 async def wait_for_load(request: HttpRequest, ref: str, params: Query[WaitParams]) -> Status[ModelOut]:
-    model = await sync_to_async(services.model_get)(ref=ref)
+    model = await sync_to_async(services.model_get)(ref=ref, user=request.user)
     status = await services.model_wait_for_load(model_id=model.pk, timeout=params.timeout)
     code = {services.Status.LOADED: 200, services.Status.LOADING: 504}.get(status.status, 409)
     return Status(code, ModelOut.of(status))
@@ -72,7 +75,7 @@ async def wait_for_load(request: HttpRequest, ref: str, params: Query[WaitParams
 )
 def unload_model(request: HttpRequest, ref: str) -> ModelOut:
     require_staff(request)
-    model = services.model_get(ref=ref)
+    model = services.model_get(ref=ref, user=request.user)
     services.model_unload(model=model)
     return ModelOut.of(services.model_status(model=model, user=request.user))
 
@@ -83,7 +86,7 @@ def unload_model(request: HttpRequest, ref: str) -> ModelOut:
     summary="The model to use instead of this one, and why",
 )
 def suggest_alternative(request: HttpRequest, ref: str) -> AlternativeOut:
-    model = services.model_get(ref=ref)
+    model = services.model_get(ref=ref, user=request.user)
     suggestion = services.model_suggest_alternative(model=model, user=request.user)
     if suggestion is None:
         raise HttpError(404, f"No usable alternative to {model.ref} right now.")

@@ -1,60 +1,14 @@
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 
-
-class ProviderKind(models.TextChoices):
-    LMSTUDIO = "lmstudio", "LM Studio"
-    OPENAI = "openai", "OpenAI"
-    ANTHROPIC = "anthropic", "Anthropic"
-    GOOGLE = "google", "Google Gemini"
-    MISTRAL = "mistral", "Mistral"
-    GENSPARK = "genspark", "Genspark"
-    OPENAI_COMPATIBLE = "openai_compatible", "OpenAI-compatible"
-
-
-LOCAL_KINDS = frozenset({ProviderKind.LMSTUDIO})
-
-# Where a provider lives when its row leaves the base URL empty; read from the environment by settings.
-DEFAULT_BASE_URL_SETTING = {
-    ProviderKind.LMSTUDIO: "LMSTUDIO_BASE_URL",
-    ProviderKind.OPENAI: "OPENAI_BASE_URL",
-    ProviderKind.ANTHROPIC: "ANTHROPIC_BASE_URL",
-    ProviderKind.GOOGLE: "GEMINI_BASE_URL",
-    ProviderKind.MISTRAL: "MISTRAL_BASE_URL",
-    ProviderKind.GENSPARK: "GENSPARK_BASE_URL",
-}
-
-
-class Provider(models.Model):
-    kind = models.CharField(max_length=32, choices=ProviderKind.choices)
-    name = models.SlugField(
-        max_length=64, unique=True, help_text="First part of a model's public reference: <name>/<model id>."
-    )
-    base_url = models.URLField(blank=True, help_text="Empty: the default from the environment.")
-    enabled = models.BooleanField(default=True)
-    priority = models.IntegerField(default=0, help_text="Higher is preferred.")
-
-    class Meta:
-        ordering = ["-priority", "name"]
-
-    def __str__(self) -> str:
-        return self.name
-
-    @property
-    def is_local(self) -> bool:
-        return self.kind in LOCAL_KINDS
-
-    @property
-    def effective_base_url(self) -> str:
-        if self.base_url:
-            return self.base_url.rstrip("/")
-        setting = DEFAULT_BASE_URL_SETTING.get(ProviderKind(self.kind), "")
-        return str(getattr(settings, setting, "")).rstrip("/")
+from providers.models import Provider
 
 
 class ModelSource(models.TextChoices):
     DISCOVERED = "discovered", "Discovered from the server"
     MANUAL = "manual", "Added by hand"
+    NAMED = "named", "Named in a request before any listing"
 
 
 class LoadState(models.TextChoices):
@@ -74,6 +28,11 @@ class AIModel(models.Model):
     active = models.BooleanField(default=True)
     priority = models.IntegerField(default=0, help_text="Higher is preferred when suggesting alternatives.")
     source = models.CharField(max_length=16, choices=ModelSource.choices, default=ModelSource.MANUAL)
+    # Empty: instance-wide. A user: an entry only that user sees, listed by their own key, named by them on
+    # first use, or on their private provider. Users other than staff never add to the instance-wide list.
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="own_models"
+    )
 
     # A load runs in a worker process; its progress lives here so every process sees it.
     load_state = models.CharField(max_length=16, choices=LoadState.choices, default=LoadState.IDLE)
@@ -85,14 +44,24 @@ class AIModel(models.Model):
 
     failure_count = models.PositiveIntegerField(default=0)
     cooldown_until = models.DateTimeField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
+    last_error = models.TextField(blank=True, help_text="The upstream's own words: for staff and the owner.")
+    last_error_public = models.CharField(
+        max_length=300, blank=True, help_text="The same failure in generic words, for everyone else."
+    )
 
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-priority", "display_name", "model_id"]
         constraints = [
-            models.UniqueConstraint(fields=["provider", "model_id"], name="unique_model_per_provider"),
+            models.UniqueConstraint(
+                fields=["provider", "model_id"], condition=Q(owner__isnull=True), name="unique_model_per_provider"
+            ),
+            models.UniqueConstraint(
+                fields=["provider", "model_id", "owner"],
+                condition=Q(owner__isnull=False),
+                name="unique_private_model_per_provider",
+            ),
         ]
 
     def __str__(self) -> str:

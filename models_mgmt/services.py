@@ -9,25 +9,35 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from apikeys.models import ApiKey
-from apikeys.services import apikey_for_call, usable_keys_by_provider
-from models_mgmt.models import LOCAL_KINDS, AIModel, LoadState, ModelSource, Provider
-from models_mgmt.runtimes import RuntimeModel, Snapshot, UpstreamError, runtime_for
+from models_mgmt.models import AIModel, LoadState, ModelSource
+from orchestrator.celery import app as celery_app
 from orchestrator.errors import ServiceError
 from orchestrator.observability import MODEL_LOAD_SECONDS
-
-if TYPE_CHECKING:
-    from completions.adapters import RemoteModel
+from providers.adapters import ErrorCode, ProviderError, RemoteModel
+from providers.crypto import DecryptError
+from providers.models import ApiKey, Provider
+from providers.registry import LOCAL_KINDS, adapter_for, runtime_for
+from providers.runtimes import RuntimeModel, Snapshot, UpstreamError
+from providers.services import (
+    apikey_failure_for,
+    apikey_for_call,
+    apikey_mark_failing,
+    apikey_plaintext,
+    apikey_usable_get,
+    provider_details_visible,
+    provider_visible_q,
+    providers_visible,
+    usable_keys_by_provider,
+)
 
 
 class Status:
@@ -51,6 +61,8 @@ STATUS_ICONS = {
     Status.UNREACHABLE: "❌",
     Status.INACTIVE: "❌",
 }
+
+LOAD_TASK = "models_mgmt.load_model"
 
 # A load still marked running this long after its own timeout has lost its worker.
 LOAD_GRACE_SECONDS = 30
@@ -106,18 +118,75 @@ class Suggestion:
 # --- lookup -------------------------------------------------------------------------------------------
 
 
-def model_get(*, ref: str) -> AIModel:
-    """A model by numeric id or by its public reference `<provider>/<model id>`."""
-    queryset = AIModel.objects.select_related("provider")
-    try:
-        if ref.isdigit():
-            return queryset.get(pk=int(ref))
+def models_visible_q(user: AbstractBaseUser | None) -> Q:
+    """The models `user` may see: instance-wide ones on instance-wide providers, and their own (listed by
+    their key, named by them, or on their private provider). Never another user's, whoever asks."""
+    shared = Q(owner__isnull=True) & provider_visible_q(user, prefix="provider__")
+    if user is None or not user.is_authenticated:
+        return shared
+    return shared | Q(owner=user)
+
+
+def models_visible(*, user: AbstractBaseUser | None) -> QuerySet[AIModel]:
+    return AIModel.objects.select_related("provider", "provider__owner").filter(models_visible_q(user))
+
+
+def model_get(*, ref: str, user: AbstractBaseUser | None = None) -> AIModel:
+    """A model `user` may see, by numeric id or by its public reference `<provider>/<model id>`."""
+    queryset = models_visible(user=user)
+    found: AIModel | None = None
+    if ref.isascii() and ref.isdigit():
+        found = queryset.filter(pk=int(ref)).first()
+    else:
         provider_name, _, model_id = ref.partition("/")
         if model_id:
-            return queryset.get(provider__name=provider_name, model_id=model_id)
-    except AIModel.DoesNotExist:
-        pass
-    raise ModelNotFound(f"No model {ref!r}")
+            # The instance-wide entry first, then the caller's own.
+            found = queryset.filter(provider__name=provider_name, model_id=model_id).order_by("owner_id").first()
+    if found is None:
+        raise ModelNotFound(f"No model {ref!r}")
+    return found
+
+
+MODEL_ID_MAX = 255
+
+
+def model_resolve(*, ref: str, user: AbstractBaseUser | None, key_id: int | None = None) -> AIModel:
+    """The model a call names, checked against the key the call names (if any). A `<provider>/<model id>`
+    of a cloud provider the caller holds a usable key for works on first use, before any listing: it is an
+    unsaved model that joins the registry (as the caller's own) once the provider answers with it."""
+    key = apikey_usable_get(user=user, key_id=key_id) if key_id is not None else None
+    try:
+        model = model_get(ref=ref, user=user)
+    except ModelNotFound:
+        model = _named_model(ref, user, key)
+    if key is not None and key.provider_id != model.provider_id:
+        raise ModelError(f"Key {key.pk} is for {key.provider.name}, not {model.provider.name}.")
+    return model
+
+
+def _named_model(ref: str, user: AbstractBaseUser | None, key: ApiKey | None) -> AIModel:
+    provider_name, _, model_id = ref.partition("/")
+    provider = providers_visible(user=user).filter(name=provider_name, enabled=True).first()
+    if provider is None or provider.is_local or not model_id:
+        raise ModelNotFound(f"No model {ref!r}")
+    if len(model_id) > MODEL_ID_MAX or not model_id.isprintable() or any(c.isspace() for c in model_id):
+        raise ModelNotFound(f"No model {ref!r}: not a model id {provider.get_kind_display()} could have")
+    if key is None and apikey_for_call(user=user, provider=provider) is None:
+        raise ModelNotFound(
+            f"No model {ref!r} yet: add a {provider.get_kind_display()} key to use models it has not listed"
+        )
+    owner = provider.owner if provider.owner_id else user
+    return AIModel(provider=provider, model_id=model_id, owner=owner, source=ModelSource.NAMED)
+
+
+def model_remember(*, model: AIModel) -> AIModel:
+    """Store a model named on first use, now that its provider answered with it."""
+    if model.pk is None:
+        row, _ = AIModel.objects.get_or_create(
+            provider=model.provider, model_id=model.model_id, owner=model.owner, defaults={"source": model.source}
+        )
+        model.pk = row.pk
+    return model
 
 
 # --- snapshots of the servers -------------------------------------------------------------------------
@@ -145,15 +214,22 @@ def runtime_snapshot_forget(*, provider: Provider) -> None:
 
 
 def _discover(
-    provider: Provider, listed: dict[str, RuntimeModel], known: dict[str, AIModel]
-) -> tuple[list[AIModel], int]:
-    """Store what the server lists and the registry lacks; refresh what changed. Returns new rows and
-    the number updated. Writes only when something differs, so a steady refresh costs no write."""
-    new = [_model_from_runtime(provider, rm) for key, rm in listed.items() if key not in known]
+    provider: Provider, listed: dict[str, RuntimeModel], known: dict[str, AIModel], owner_id: int | None
+) -> tuple[list[AIModel], int, int]:
+    """Store what the server lists and the registry lacks; refresh what changed. Returns the new rows, the
+    number updated and the number left out: a provider keeps at most MAX_MODELS_PER_PROVIDER entries per
+    owner, so a server listing 20,000 ids cannot swell every page. Writes only when something differs,
+    so a steady refresh costs no write."""
+    room = max(0, settings.MAX_MODELS_PER_PROVIDER - len(known))
+    unknown = sorted(key for key in listed if key not in known)
+    left_out = max(0, len(unknown) - room)
+    new = [_model_from_runtime(provider, listed[key], owner_id) for key in unknown[:room]]
     if new:
         AIModel.objects.bulk_create(new, ignore_conflicts=True)
         new = list(
-            AIModel.objects.select_related("provider").filter(provider=provider, model_id__in=[m.model_id for m in new])
+            AIModel.objects.select_related("provider", "provider__owner").filter(
+                provider=provider, owner_id=owner_id, model_id__in=[m.model_id for m in new]
+            )
         )
     changed = []
     for key, rm in listed.items():
@@ -162,11 +238,11 @@ def _discover(
             changed.append(model)
     if changed:
         AIModel.objects.bulk_update(changed, ["display_name", "model_type", "context_length", "size_bytes", "details"])
-    return new, len(changed)
+    return new, len(changed), left_out
 
 
-def _model_from_runtime(provider: Provider, rm: RuntimeModel) -> AIModel:
-    model = AIModel(provider=provider, model_id=rm.key, source=ModelSource.DISCOVERED)
+def _model_from_runtime(provider: Provider, rm: RuntimeModel, owner_id: int | None) -> AIModel:
+    model = AIModel(provider=provider, model_id=rm.key, source=ModelSource.DISCOVERED, owner_id=owner_id)
     _apply_runtime_facts(model, rm)
     return model
 
@@ -178,7 +254,7 @@ def _apply_runtime_facts(model: AIModel, rm: RuntimeModel) -> bool:
         "size_bytes": rm.size_bytes,
         "details": rm.details,
     }
-    if model.source == ModelSource.DISCOVERED:
+    if model.source in (ModelSource.DISCOVERED, ModelSource.NAMED):
         facts["display_name"] = rm.display_name
     changed = False
     for name, value in facts.items():
@@ -188,8 +264,17 @@ def _apply_runtime_facts(model: AIModel, rm: RuntimeModel) -> bool:
     return changed
 
 
-def models_store_remote(*, provider: Provider, remote: Iterable[RemoteModel]) -> tuple[int, int]:
-    """Store the models a cloud provider lists (from a key test or Sync): (added, updated)."""
+def _entries_owner(provider: Provider, key: ApiKey | None) -> int | None:
+    """Whose entries a listing makes: a private provider's are its owner's; a listing made with a user's own
+    key is that user's; only a shared key (staff) or the instance's own server adds instance-wide entries."""
+    if provider.owner_id is not None:
+        return provider.owner_id
+    return key.owner_id if key is not None else None
+
+
+def models_store_remote(*, provider: Provider, remote: Iterable[RemoteModel], owner_id: int | None) -> SyncResult:
+    """Store the models a cloud provider lists (from a key test or Sync) as `owner_id`'s entries."""
+    remote = list(remote)
     listed = {
         m.id: RuntimeModel(
             key=m.id,
@@ -202,15 +287,24 @@ def models_store_remote(*, provider: Provider, remote: Iterable[RemoteModel]) ->
         )
         for m in remote
     }
-    known = {m.model_id: m for m in provider.models.select_related("provider")}
-    new, updated = _discover(provider, listed, known)
-    return len(new), updated
+    # An owner's entries need no copy of what the instance-wide list already has.
+    shared = set(provider.models.filter(owner__isnull=True).values_list("model_id", flat=True))
+    if owner_id is not None:
+        listed = {k: v for k, v in listed.items() if k not in shared}
+    known = {m.model_id: m for m in provider.models.select_related("provider").filter(owner_id=owner_id)}
+    new, updated, left_out = _discover(provider, listed, known, owner_id)
+    everything = set(listed) | (shared if owner_id is not None else set())
+    missing = sorted(k for k in known if k not in everything)
+    total = len({m.id for m in remote})
+    return SyncResult(provider.name, True, "", total, len(new), updated, missing, left_out)
 
 
 # --- status -------------------------------------------------------------------------------------------
 
 
-def _state_of(model: AIModel, snapshot: Snapshot | None, key: ApiKey | None, now: datetime) -> ModelStatus:
+def _state_of(
+    model: AIModel, snapshot: Snapshot | None, key: ApiKey | None, now: datetime, viewer: AbstractBaseUser | None
+) -> ModelStatus:
     def state(status: str, reason: str = "") -> ModelStatus:
         return ModelStatus(model=model, status=status, reason=reason)
 
@@ -227,13 +321,15 @@ def _state_of(model: AIModel, snapshot: Snapshot | None, key: ApiKey | None, now
             f"The load did not finish within {settings.MODEL_LOAD_TIMEOUT:.0f} s (is the worker running?)",
         )
     if model.cooldown_until and model.cooldown_until > now:
-        return state(Status.FAILED, model.last_error or "Recent calls failed; cooling down")
+        detailed = provider_details_visible(user=viewer, provider=model.provider)
+        reason = model.last_error if detailed else model.last_error_public
+        return state(Status.FAILED, reason or "Recent calls failed; cooling down")
     if not model.is_local:
-        kind = model.provider.get_kind_display()
         if key is None:
+            kind = model.provider.get_kind_display()
             return state(Status.NO_KEY, f"No API key for {kind}: add one on the API keys page")
         if key.failing_reason:
-            return state(Status.NO_KEY, f"The {kind} key {key.hint} was refused: {key.failing_reason}")
+            return state(Status.NO_KEY, apikey_failure_for(user=viewer, key=key))
         return state(Status.AVAILABLE)
     if snapshot is None or not snapshot.ok:
         return state(Status.UNREACHABLE, snapshot.error if snapshot else "Not asked yet")
@@ -254,13 +350,13 @@ def model_list_with_status(
     models: Iterable[AIModel] | None = None,
     keys: dict[int, ApiKey] | None = None,
 ) -> list[ModelStatus]:
-    """Every model (or the given ones) with its live status for `user` (whose keys make cloud models
-    available). Each local server is asked at most one question, whatever the number of models; new
-    models the servers list are stored on the way. Cloud servers are not asked: a key test or Sync lists
-    their models, and a failing call marks its model. `keys` (provider id -> the key a call would use)
-    spares the query for them when the caller has already read them."""
+    """Every model `user` may see (or the given ones) with its live status for them (their keys make cloud
+    models available). Each local server is asked at most one question, whatever the number of models;
+    new models the servers list are stored on the way. Cloud servers are not asked: a key test or Sync
+    lists their models, a call names one, and a failing call marks its model or its key. `keys` (provider
+    id -> the key a call would use) spares the query for them when the caller has already read them."""
     if models is None:
-        models = AIModel.objects.select_related("provider").all()
+        models = models_visible(user=user)
         discover = True
     else:
         discover = False
@@ -268,7 +364,7 @@ def model_list_with_status(
     by_provider: dict[int, list[AIModel]] = defaultdict(list)
     for model in models:
         by_provider[model.provider_id].append(model)
-    providers = Provider.objects.filter(enabled=True) if discover else {m.provider for m in models}
+    providers = providers_visible(user=user).filter(enabled=True) if discover else {m.provider for m in models}
 
     snapshots: dict[int, Snapshot] = {}
     for provider in providers:
@@ -279,15 +375,21 @@ def model_list_with_status(
         snapshot = runtime_snapshot(provider=provider, refresh=refresh, changed_after=max(stamps, default=None))
         snapshots[provider.pk] = snapshot
         if discover and snapshot.ok:
-            new, _ = _discover(provider, snapshot.models, {m.model_id: m for m in own})
+            new, _, _ = _discover(provider, snapshot.models, {m.model_id: m for m in own}, provider.owner_id)
             models.extend(new)
 
     if keys is None:
         keys = usable_keys_by_provider(user=user) if any(not m.is_local for m in models) else {}
     now = timezone.now()
-    statuses = [_state_of(m, snapshots.get(m.provider_id), keys.get(m.provider_id), now) for m in models]
-    statuses.sort(key=lambda s: (s.model.provider.name, -s.model.priority, s.model.name.lower()))
+    statuses = [_state_of(m, snapshots.get(m.provider_id), keys.get(m.provider_id), now, user) for m in models]
+    # Instance-wide providers first, then the caller's own servers, each by name.
+    statuses.sort(
+        key=lambda s: (s.model.provider.is_private, s.model.provider.name, -s.model.priority, s.model.name.lower())
+    )
     return statuses
+
+
+# --- failures and cooldowns ---------------------------------------------------------------------------
 
 
 def model_status(
@@ -300,34 +402,73 @@ def model_status(
     return model_list_with_status(user=user, refresh=refresh, models=[model], keys=keys)[0]
 
 
-# --- failures and cooldowns ---------------------------------------------------------------------------
+# What a failure says something about. A refused or spent key is that key's (its owner's) problem, and a
+# bad request the caller's: neither may cool a model down for everybody. The rest is the upstream's state,
+# shared by everyone who reaches the model through the same base URL.
+KEY_FAULTS = frozenset({ErrorCode.AUTH, ErrorCode.QUOTA})
+CALLER_FAULTS = frozenset({ErrorCode.BAD_REQUEST, ErrorCode.CONTEXT, ErrorCode.BLOCKED})
 
 
-def model_record_failure(*, model: AIModel, reason: str, retryable: bool) -> None:
+def health_record_failure(*, model: AIModel, error: ProviderError, key_id: int | None) -> None:
+    """Attribute a failed call to what failed: the key that was refused, or the model behind its base URL."""
+    if error.code in KEY_FAULTS and key_id is not None:
+        apikey_mark_failing(key_id=key_id, reason=error.message)
+        return
+    if error.code in CALLER_FAULTS or model.pk is None:
+        return  # a model named on first use has no entry to mark until it has answered once
+    model_record_failure(
+        model=model, reason=error.message, public_reason=error.public_message, retryable=error.retryable
+    )
+
+
+def model_record_failure(*, model: AIModel, reason: str, retryable: bool, public_reason: str = "") -> None:
     """Count a failure; at MODEL_ALLOWED_FAILS in a row, or at once when retrying cannot help, the model
-    cools down so that nobody sends it work for MODEL_COOLDOWN_SECONDS."""
+    cools down so that nobody sends it work for MODEL_COOLDOWN_SECONDS. `reason` holds the upstream's own
+    words (shown to staff and the provider's owner), `public_reason` the generic ones everyone else sees."""
     with transaction.atomic():
         row = AIModel.objects.select_for_update().get(pk=model.pk)
         row.failure_count += 1
         row.last_error = reason
+        row.last_error_public = (public_reason or "Recent calls failed")[:300]
         if not retryable or row.failure_count >= settings.MODEL_ALLOWED_FAILS:
             row.cooldown_until = timezone.now() + timedelta(seconds=settings.MODEL_COOLDOWN_SECONDS)
-        row.save(update_fields=["failure_count", "last_error", "cooldown_until"])
+        row.save(update_fields=["failure_count", "last_error", "last_error_public", "cooldown_until"])
     model.failure_count, model.last_error, model.cooldown_until = row.failure_count, row.last_error, row.cooldown_until
+    model.last_error_public = row.last_error_public
 
 
 def model_record_success(*, model: AIModel) -> None:
-    if model.failure_count or model.cooldown_until:
-        AIModel.objects.filter(pk=model.pk).update(failure_count=0, cooldown_until=None, last_error="")
-        model.failure_count, model.cooldown_until, model.last_error = 0, None, ""
+    if model.pk is not None and (model.failure_count or model.cooldown_until):
+        AIModel.objects.filter(pk=model.pk).update(
+            failure_count=0, cooldown_until=None, last_error="", last_error_public=""
+        )
+        model.failure_count, model.cooldown_until, model.last_error, model.last_error_public = 0, None, "", ""
 
 
-def model_failures_reset() -> int:
-    """Forget every failure, cooldown and failed load, and every cached server answer."""
-    count = AIModel.objects.filter(
-        Q(failure_count__gt=0) | Q(cooldown_until__isnull=False) | Q(load_state=LoadState.FAILED)
-    ).update(failure_count=0, cooldown_until=None, last_error="", load_error="", load_state=LoadState.IDLE)
-    for provider in Provider.objects.all():
+def model_failures_reset(*, user: AbstractBaseUser | None = None) -> int:
+    """Forget the failures, cooldowns and failed loads the caller may see, the refusals of their keys, and
+    the cached answers of those servers. Staff (or no user: a management task) reset the instance-wide
+    models and shared keys too; anyone else resets only their own models and keys."""
+    failing = Q(failure_count__gt=0) | Q(cooldown_until__isnull=False) | Q(load_state=LoadState.FAILED)
+    if user is None or user.is_staff:
+        scope, keys = AIModel.objects.all() if user is None else models_visible(user=user), ApiKey.objects.none()
+        if user is not None:
+            keys = ApiKey.objects.filter(Q(owner__isnull=True) | Q(owner=user))
+        providers = Provider.objects.all() if user is None else providers_visible(user=user)
+    else:
+        scope = AIModel.objects.filter(owner=user)
+        keys = ApiKey.objects.filter(owner=user)
+        providers = Provider.objects.filter(owner=user)
+    count = scope.filter(failing).update(
+        failure_count=0,
+        cooldown_until=None,
+        last_error="",
+        last_error_public="",
+        load_error="",
+        load_state=LoadState.IDLE,
+    )
+    keys.exclude(failing_reason="").update(failing_reason="")
+    for provider in providers:
         runtime_snapshot_forget(provider=provider)
     return count
 
@@ -359,9 +500,8 @@ def model_load_start(*, model: AIModel) -> str:
         .update(load_state=LoadState.LOADING, load_started_at=now, load_error="")
     )
     if claimed:
-        from models_mgmt.tasks import model_load_task
-
-        model_load_task.delay(model.pk)
+        # By name: the task module imports this one.
+        celery_app.tasks[LOAD_TASK].delay(model.pk)
     model.refresh_from_db(fields=["load_state", "load_started_at", "load_error", "state_changed_at"])
     return Status.LOADING
 
@@ -443,46 +583,72 @@ class SyncResult:
     added: int
     updated: int
     missing: list[str]
+    left_out: int = 0
 
 
-def _sync_cloud(provider: Provider, user: AbstractBaseUser | None) -> SyncResult | None:
-    from apikeys.crypto import DecryptError
-    from apikeys.services import apikey_plaintext
-    from completions.adapters import ProviderError, adapter_for
+@dataclass(frozen=True)
+class ListingResult:
+    """What listing a cloud provider's models with one key gave: a key test and a Sync both are this."""
 
-    key = apikey_for_call(user=user, provider=provider)
-    if key is None:
-        return None  # nothing to ask with; its models stay as they are
-    known = sorted(provider.models.values_list("model_id", flat=True))
+    ok: bool
+    detail: str
+    latency_ms: int | None
+    auth_refused: bool = False
+    sync: SyncResult | None = None
+
+
+def provider_models_list(*, provider: Provider, key: ApiKey) -> ListingResult:
+    """Ask `provider` for its models with `key` (its cheapest authenticated call; a proxy with no model list
+    gets a 1-token call instead) and store them as entries of the key's owner, or instance-wide for a
+    shared key. The one way models of a cloud provider are listed: key tests and Sync both come here."""
     try:
-        remote = async_to_sync(adapter_for(provider, apikey_plaintext(key)).list_models)()
-    except ProviderError as exc:
-        return SyncResult(provider.name, False, exc.message, 0, 0, 0, [])
+        adapter = adapter_for(provider, apikey_plaintext(key))
     except DecryptError as exc:
-        return SyncResult(provider.name, False, str(exc), 0, 0, 0, [])
-    added, updated = models_store_remote(provider=provider, remote=remote)
-    listed = {m.id for m in remote}
-    return SyncResult(provider.name, True, "", len(listed), added, updated, [k for k in known if k not in listed])
+        return ListingResult(False, str(exc), None)
+    started = time.monotonic()
+    try:
+        try:
+            remote = async_to_sync(adapter.list_models)()
+        except ProviderError as exc:
+            if exc.code != ErrorCode.NOT_FOUND:
+                raise
+            async_to_sync(adapter.check_key)()
+            remote = []
+    except ProviderError as exc:
+        latency = int((time.monotonic() - started) * 1000)
+        return ListingResult(False, exc.message, latency, auth_refused=exc.code in KEY_FAULTS)
+    latency = int((time.monotonic() - started) * 1000)
+    result = models_store_remote(provider=provider, remote=remote, owner_id=_entries_owner(provider, key))
+    cut = f"; {result.left_out} left out: MAX_MODELS_PER_PROVIDER reached" if result.left_out else ""
+    detail = f"Key works: {result.listed} models listed ({result.added} new{cut})."
+    return ListingResult(True, detail, latency, sync=result)
 
 
 def models_sync(*, user: AbstractBaseUser | None = None) -> list[SyncResult]:
-    """Ask every enabled server for its models now and store what is new: local servers always, cloud
-    providers for which `user` (or a shared key) has a key."""
+    """Ask every enabled server `user` may see for its models now and store what is new: local servers
+    always, cloud providers for which `user` (or a shared key) has a key."""
     results = []
-    for provider in Provider.objects.filter(enabled=True):
+    for provider in providers_visible(user=user).filter(enabled=True):
         if not provider.is_local:
-            result = _sync_cloud(provider, user)
-            if result is not None:
-                results.append(result)
+            key = apikey_for_call(user=user, provider=provider)
+            if key is None:
+                continue  # nothing to ask with; its models stay as they are
+            listing = provider_models_list(provider=provider, key=key)
+            if listing.ok and listing.sync is not None:
+                results.append(listing.sync)
+            else:
+                if listing.auth_refused:
+                    apikey_mark_failing(key_id=key.pk, reason=listing.detail)
+                results.append(SyncResult(provider.name, False, listing.detail, 0, 0, 0, []))
             continue
         snapshot = runtime_snapshot(provider=provider, refresh=True)
         if not snapshot.ok:
             results.append(SyncResult(provider.name, False, snapshot.error, 0, 0, 0, []))
             continue
-        known = {m.model_id: m for m in provider.models.select_related("provider")}
-        new, updated = _discover(provider, snapshot.models, known)
+        known = {m.model_id: m for m in provider.models.select_related("provider").filter(owner_id=provider.owner_id)}
+        new, updated, left_out = _discover(provider, snapshot.models, known, provider.owner_id)
         missing = sorted(key for key in known if key not in snapshot.models)
-        results.append(SyncResult(provider.name, True, "", len(snapshot.models), len(new), updated, missing))
+        results.append(SyncResult(provider.name, True, "", len(snapshot.models), len(new), updated, missing, left_out))
     return results
 
 
@@ -522,7 +688,7 @@ def model_suggest_alternative(
     if statuses is None and order[:1] == ["external"]:
         # The first tier holds cloud models only, whose status needs no server's answer: when one of them
         # qualifies it wins whatever the local models' state, so those (maybe hundreds) are not read.
-        cloud = AIModel.objects.select_related("provider").exclude(provider__kind__in=list(LOCAL_KINDS))
+        cloud = models_visible(user=user).exclude(provider__kind__in=list(LOCAL_KINDS))
         found = _best_alternative(model_list_with_status(user=user, models=cloud), order, skip)
         if found is not None:
             return found

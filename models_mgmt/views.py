@@ -26,8 +26,8 @@ def _row(request: HttpRequest, model: AIModel, *, error: str = "") -> HttpRespon
     return render(request, "models_mgmt/_row.html", {"s": status, "error": error})
 
 
-def _model(pk: int) -> AIModel:
-    return get_object_or_404(AIModel.objects.select_related("provider"), pk=pk)
+def _model(request: HttpRequest, pk: int) -> AIModel:
+    return get_object_or_404(services.models_visible(user=request.user), pk=pk)
 
 
 @login_required
@@ -39,11 +39,11 @@ def models_page(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def model_row(request: HttpRequest, pk: int) -> HttpResponse:
-    return _row(request, _model(pk))
+    return _row(request, _model(request, pk))
 
 
 def _act(request: HttpRequest, pk: int, action: Callable[[AIModel], object]) -> HttpResponse:
-    model = _model(pk)
+    model = _model(request, pk)
     try:
         action(model)
     except services.ModelError as exc:
@@ -70,10 +70,10 @@ def model_set_active(request: HttpRequest, pk: int) -> HttpResponse:
     return _act(request, pk, lambda m: services.model_set_active(model=m, active=active))
 
 
-@staff_member_required
+@login_required
 @require_POST
 def failures_reset(request: HttpRequest) -> HttpResponse:
-    count = services.model_failures_reset()
+    count = services.model_failures_reset(user=request.user)
     messages.success(request, f"Forgot the failures of {count} model(s).")
     return _table(request, refresh=True) if request.htmx else redirect("models")
 

@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "ninja",
     "core",
     "accounts",
+    "providers",
     "models_mgmt",
     "apikeys",
     "completions",
@@ -167,6 +168,12 @@ ANTHROPIC_BASE_URL = env.str("ANTHROPIC_BASE_URL", default="https://api.anthropi
 GEMINI_BASE_URL = env.str("GEMINI_BASE_URL", default="https://generativelanguage.googleapis.com")
 MISTRAL_BASE_URL = env.str("MISTRAL_BASE_URL", default="https://api.mistral.ai/v1")
 GENSPARK_BASE_URL = env.str("GENSPARK_BASE_URL", default="https://www.genspark.ai/api/llm_proxy/v1")
+
+# Providers with owners: how many models one provider may list (per owner), and which internal addresses a
+# user's own server may still point at (CIDRs or host names, e.g. "192.168.1.0/24,gpu.lan"); settings- and
+# staff-defined providers may point anywhere.
+MAX_MODELS_PER_PROVIDER = env.int("MAX_MODELS_PER_PROVIDER", default=2000)
+PRIVATE_UPSTREAM_ALLOWLIST = env.list("PRIVATE_UPSTREAM_ALLOWLIST", default=[])
 
 MODEL_STATUS_TTL = env.float("MODEL_STATUS_TTL", default=10.0)
 MODEL_ALLOWED_FAILS = env.int("MODEL_ALLOWED_FAILS", default=3)

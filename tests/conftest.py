@@ -9,8 +9,10 @@ from django.core.cache import cache
 from django.test import Client
 
 from accounts.services import api_token_create
-from models_mgmt.models import AIModel, Provider, ProviderKind
+from models_mgmt.models import AIModel
 from orchestrator.celery import app as celery_app
+from providers.kinds import ProviderKind
+from providers.models import Provider
 from tests.fakes.lmstudio import FakeLMStudio
 
 

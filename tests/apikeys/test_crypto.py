@@ -7,9 +7,9 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from apikeys import crypto
-from apikeys.models import ApiKey
 from apikeys.services import apikey_create, apikey_plaintext
+from providers import crypto
+from providers.models import ApiKey
 from tests.conftest import cloud_provider
 
 KEY_A = "ka:" + base64.b64encode(b"a" * 32).decode()

@@ -6,9 +6,9 @@ from contextlib import ExitStack
 import pytest
 from django.test import Client
 
-from apikeys.models import ApiKey
 from apikeys.services import apikey_create
 from models_mgmt.models import AIModel
+from providers.models import ApiKey
 from tests.conftest import cloud_provider
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.gemini import FakeGemini

@@ -5,7 +5,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from apikeys.models import ApiKey
+from providers.models import ApiKey
 from tests.browser.conftest import screenshot
 from tests.browser.test_models_page import log_in
 from tests.conftest import cloud_provider

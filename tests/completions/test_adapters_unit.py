@@ -5,7 +5,7 @@ import pytest
 import respx
 from asgiref.sync import async_to_sync
 
-from completions.adapters import (
+from providers.adapters import (
     AnthropicAdapter,
     ChatParams,
     ErrorCode,

@@ -131,7 +131,7 @@ def test_streaming_fallback_and_mid_stream_error(alice: object, openai: Cloud, d
     assert kinds[:2] == ["start", "fallback"] and kinds[-1] == "done"
     openai.fake.fail("error_event", times=1)
     AIModel.objects.filter(model_id="gpt-4o-mini").update(cooldown_until=None, failure_count=0)
-    from apikeys.models import ApiKey
+    from providers.models import ApiKey
 
     ApiKey.objects.update(failing_reason="")
     got = sse_events(stream(alice, body("openai/gpt-4o-mini", stream=True))[1])

@@ -6,9 +6,10 @@ import time
 import pytest
 from asgiref.sync import async_to_sync
 
-from completions.adapters import ChatParams, ErrorCode, ProviderError, adapter_for
 from completions.services import completion_collect
 from models_mgmt.models import AIModel
+from providers.adapters import ChatParams, ErrorCode, ProviderError
+from providers.registry import adapter_for
 from tests.completions.conftest import KEY, Cloud
 
 # Faults that strike before any text: the service falls back to another model.

@@ -24,12 +24,12 @@ def openai(db: None, alice: object) -> Cloud:
 
 def test_planning_a_cloud_call_reads_the_key_once(openai: Cloud, alice: object, django_assert_num_queries) -> None:  # noqa: ANN001
     with django_assert_num_queries(1):
-        plan = _plan(openai.model, alice)
-    assert isinstance(plan, _Ready) and plan.key_id is not None
+        plan = _plan(openai.model, alice, None)
+    assert isinstance(plan, _Ready) and plan.key is not None
 
 
 def test_without_a_key_the_plan_still_says_so(openai: Cloud, charlie: object) -> None:
-    plan = _plan(openai.model, charlie)
+    plan = _plan(openai.model, charlie, None)
     assert not isinstance(plan, _Ready) and plan.code == Status.NO_KEY
 
 

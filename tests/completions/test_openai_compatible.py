@@ -30,7 +30,8 @@ def test_genspark_key_test_falls_back_to_a_one_token_call(alice: object, alice_a
         assert fake.last_chat_body()["max_tokens"] == 1
 
 
-def test_own_openai_compatible_server_lists_and_answers(alice: object, alice_api: Client) -> None:
+def test_own_openai_compatible_server_lists_and_answers(alice: object, alice_api: Client, settings) -> None:
+    settings.PRIVATE_UPSTREAM_ALLOWLIST = ["127.0.0.1"]  # the emulator is on loopback, which the guard refuses
     with FakeOpenAI(keys={KEY}, models=["llama3.2:3b"]) as fake:
         created = alice_api.post(
             "/api/keys",

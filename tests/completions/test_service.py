@@ -5,10 +5,10 @@ from contextlib import ExitStack
 import pytest
 from asgiref.sync import async_to_sync
 
-from apikeys.models import ApiKey
 from completions.services import completion_collect, completion_stream
 from models_mgmt.models import AIModel
 from models_mgmt.services import Status, model_status
+from providers.models import ApiKey
 from tests.completions.conftest import Cloud, start_cloud
 from tests.fakes.lmstudio import FakeLMStudio
 

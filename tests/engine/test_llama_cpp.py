@@ -22,9 +22,10 @@ from django.contrib.auth.models import User
 
 from accounts.services import api_token_create
 from apikeys.services import apikey_create
-from completions.adapters import ChatParams, Completion, Delta, Finish, OpenAIAdapter
 from completions.services import completion_collect, completion_stream
-from models_mgmt.models import AIModel, ProviderKind
+from models_mgmt.models import AIModel
+from providers.adapters import ChatParams, Completion, Delta, Finish, OpenAIAdapter
+from providers.kinds import ProviderKind
 from tests.conftest import cloud_provider
 from tests.engine.conftest import Engine
 from tests.processes import asgi_server

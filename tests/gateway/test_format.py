@@ -9,11 +9,12 @@ import pytest
 from openai.types import Model
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from completions.adapters import ChatParams
 from completions.services import CompletionEvent, CompletionResult
 from gateway import openai_format as fmt
-from models_mgmt.models import AIModel, Provider
+from models_mgmt.models import AIModel
 from models_mgmt.services import ModelStatus, Status
+from providers.adapters import ChatParams
+from providers.models import Provider
 
 USAGE = {"prompt_tokens": 4, "completion_tokens": 2, "total_tokens": 6}
 
@@ -121,7 +122,7 @@ def test_bad_requests_are_400_with_the_parameter_named(raw: bytes, param: str | 
         ("stalled", [], 504, "server_error", "stalled"),
         ("server_error", [], 502, "server_error", "server_error"),
         ("auth", [], 502, "server_error", "auth"),
-        ("not_found", [], 502, "server_error", "not_found"),
+        ("not_found", [], 404, "invalid_request_error", "model_not_found"),
         ("connect", [], 502, "server_error", "connect"),
         ("something_new", [], 502, "server_error", "something_new"),
     ],

@@ -224,12 +224,18 @@ def test_a_bad_or_missing_token_is_401(server: str, cloud: Cloud, alice: User) -
 
 
 def test_an_unknown_model_is_404(client: openai.OpenAI, cloud: Cloud, local: FakeLMStudio) -> None:
+    # A model named on first use is passed through: the provider's own 404 is the answer, with no fallback,
+    # and the name does not join the registry.
     with pytest.raises(openai.NotFoundError) as caught:
         client.chat.completions.create(model="openai/nope", messages=HELLO)
+    assert caught.value.code == "model_not_found" and cloud.fake.chat_count == 1
+    assert not AIModel.objects.filter(model_id="nope").exists()
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.chat.completions.create(model="nobody/nope", messages=HELLO)
     assert caught.value.code == "model_not_found"
     with pytest.raises(openai.NotFoundError, match="not a chat model"):
         client.chat.completions.create(model="lmstudio/text-embedding-nomic-embed-text-v1.5", messages=HELLO)
-    assert cloud.fake.chat_count == 0
+    assert cloud.fake.chat_count == 1
 
 
 @pytest.mark.parametrize(

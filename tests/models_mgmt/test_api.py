@@ -4,7 +4,8 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from models_mgmt.models import AIModel, LoadState, Provider
+from models_mgmt.models import AIModel, LoadState
+from providers.models import Provider
 from tests.conftest import cloud_provider
 from tests.fakes.lmstudio import FakeLMStudio
 
@@ -135,7 +136,7 @@ def test_revoked_token_is_refused(alice: object, provider: Provider) -> None:
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("post", "/api/models/{id}/unload"), ("post", "/api/models/failures/reset"), ("post", "/api/models/sync")],
+    [("post", "/api/models/{id}/unload"), ("post", "/api/models/sync")],
 )
 def test_staff_only_endpoints_refuse_others_with_403(
     alice_api: Client, discovered: dict[str, AIModel], method: str, path: str
@@ -183,6 +184,15 @@ def test_reset_failures_by_staff(bob_api: Client, discovered: dict[str, AIModel]
     AIModel.objects.filter(model_id=GEMMA).update(load_state=LoadState.FAILED, load_error="oom")
     response = bob_api.post("/api/models/failures/reset")
     assert response.status_code == 200 and response.json() == {"reset": 1}
+
+
+def test_reset_failures_by_a_user_leaves_instance_wide_models_alone(
+    alice_api: Client, discovered: dict[str, AIModel]
+) -> None:
+    AIModel.objects.filter(model_id=GEMMA).update(load_state=LoadState.FAILED, load_error="oom")
+    response = alice_api.post("/api/models/failures/reset")
+    assert response.status_code == 200 and response.json() == {"reset": 0}
+    assert AIModel.objects.get(model_id=GEMMA).load_state == LoadState.FAILED
 
 
 def test_sync_by_staff(bob_api: Client, discovered: dict[str, AIModel], lmstudio: FakeLMStudio) -> None:

@@ -2,8 +2,9 @@
 
 import pytest
 
-from models_mgmt.models import Provider
-from models_mgmt.runtimes import API_V0, API_V1, UnloadUnsupported, UpstreamError, error_message, runtime_for
+from providers.models import Provider
+from providers.registry import runtime_for
+from providers.runtimes import API_V0, API_V1, UnloadUnsupported, UpstreamError, error_message
 from tests.conftest import cloud_provider, point_provider_at
 from tests.fakes.base import FakeRequest, FakeResponse, FakeServer, json_response
 from tests.fakes.lmstudio import FakeLMStudio
@@ -50,7 +51,7 @@ def test_malformed_json_is_a_readable_failure(provider: Provider, lmstudio: Fake
 
 def test_timeout_is_a_readable_failure(provider: Provider, lmstudio: FakeLMStudio, settings) -> None:
     settings.UPSTREAM_READ_TIMEOUT = 0.2
-    from orchestrator.http import close_upstream_clients
+    from providers.http import close_upstream_clients
 
     close_upstream_clients()  # the pooled client was made with the old timeout
     lmstudio.response_delay = 1.0

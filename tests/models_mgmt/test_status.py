@@ -5,8 +5,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from models_mgmt.models import AIModel, LoadState, ModelSource, Provider
+from models_mgmt.models import AIModel, LoadState, ModelSource
 from models_mgmt.services import Status, model_list_with_status, model_set_active, model_status, models_sync
+from providers.models import Provider
 from tests.conftest import cloud_provider
 from tests.fakes.lmstudio import FakeLMStudio
 

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from apikeys.crypto import KeyringError
 from apikeys.services import apikeys_rotate
+from providers.crypto import KeyringError
 
 
 class Command(BaseCommand):

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from django.conf import settings
 from django.core.cache import cache
 
-from models_mgmt.models import Provider, ProviderKind
-from orchestrator.http import upstream_client
+from providers import guard
+from providers.http import display_url, upstream_client
 
 API_V1 = "v1"
 API_V0 = "v0"
@@ -128,11 +128,25 @@ def _parse_v0(payload: Any) -> dict[str, RuntimeModel] | None:
 _PARSERS = {API_V1: ("/api/v1/models", _parse_v1), API_V0: ("/api/v0/models", _parse_v0)}
 
 
+class LocalRuntime(Protocol):
+    """What a local model server does for the registry: one question for the whole model list (`snapshot`),
+    and loading or unloading one model. Errors are `UpstreamError`s with a message fit to show."""
+
+    def __init__(self, *, base_url: str, token: str | None, guarded: bool) -> None: ...
+
+    def snapshot(self) -> Snapshot: ...
+
+    def load(self, key: str, *, timeout: float) -> None: ...
+
+    def unload(self, instance_ids: tuple[str, ...]) -> None: ...
+
+
 class LMStudioRuntime:
-    def __init__(self, provider: Provider) -> None:
-        self.base_url = provider.effective_base_url
-        self.client = upstream_client(self.base_url)
-        token = settings.LMSTUDIO_API_TOKEN
+    def __init__(self, *, base_url: str, token: str | None, guarded: bool) -> None:
+        self.base_url = base_url
+        # Shown in messages: never with credentials an instance-wide URL may carry.
+        self.where = display_url(base_url)
+        self.client = upstream_client(self.base_url, guarded=guarded)
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
 
     @property
@@ -145,12 +159,14 @@ class LMStudioRuntime:
         )
         try:
             response = self.client.request(method, path, json=json, headers=self.headers, timeout=request_timeout)
+        except guard.BlockedByGuard as exc:
+            raise UpstreamError(exc.message, retryable=False) from None
         except httpx.ConnectError:
-            raise UpstreamError(f"LM Studio unreachable at {self.base_url} (connection refused)") from None
+            raise UpstreamError(f"LM Studio unreachable at {self.where} (connection refused)") from None
         except httpx.TimeoutException:
-            raise UpstreamError(f"LM Studio at {self.base_url} did not answer in time") from None
+            raise UpstreamError(f"LM Studio at {self.where} did not answer in time") from None
         except httpx.HTTPError as exc:
-            raise UpstreamError(f"LM Studio at {self.base_url} failed: {type(exc).__name__}") from None
+            raise UpstreamError(f"LM Studio at {self.where} failed: {type(exc).__name__}") from None
         try:
             payload = response.json()
         except ValueError:
@@ -163,7 +179,7 @@ class LMStudioRuntime:
                 retryable=response.status_code >= 500 or response.status_code == 429,
             )
         if payload is None:
-            raise UpstreamError(f"LM Studio at {self.base_url} sent a reply that is not JSON")
+            raise UpstreamError(f"LM Studio at {self.where} sent a reply that is not JSON")
         return payload
 
     def snapshot(self) -> Snapshot:
@@ -184,7 +200,7 @@ class LMStudioRuntime:
         return Snapshot(
             ok=False,
             fetched_at=time.time(),
-            error=f"The server at {self.base_url} does not speak LM Studio's model API (v1 or v0)",
+            error=f"The server at {self.where} does not speak LM Studio's model API (v1 or v0)",
         )
 
     def api_version(self) -> str:
@@ -238,9 +254,3 @@ class LMStudioRuntime:
             )
         for instance_id in instance_ids:
             self._request("POST", "/api/v1/models/unload", json={"instance_id": instance_id})
-
-
-def runtime_for(provider: Provider) -> LMStudioRuntime:
-    if provider.kind == ProviderKind.LMSTUDIO:
-        return LMStudioRuntime(provider)
-    raise UpstreamError(f"{provider.get_kind_display()} is not a local runtime", retryable=False)

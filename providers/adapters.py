@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 from django.conf import settings
 
-from models_mgmt.models import Provider, ProviderKind
-from orchestrator.http import upstream_async_client
+from providers import guard
+from providers.http import display_url, upstream_async_client
 
 Message = dict[str, str]
 
@@ -89,6 +89,27 @@ class ErrorCode:
     BAD_RESPONSE = "bad_response"
     STREAM_CUT = "stream_cut"
     STALLED = "stalled"
+    BLOCKED = "blocked"  # the outbound guard refused the address: nothing was sent
+
+
+# What a failure was, in words that carry nothing of the upstream's answer: for users who may not read
+# the provider's own words (someone else's server, someone else's request).
+GENERIC_REASONS = {
+    ErrorCode.AUTH: "the provider refused the request",
+    ErrorCode.NOT_FOUND: "the provider does not have this model",
+    ErrorCode.CONTEXT: "the request was too long for the model",
+    ErrorCode.BAD_REQUEST: "the provider refused the request as invalid",
+    ErrorCode.QUOTA: "the provider's quota is spent",
+    ErrorCode.RATE_LIMITED: "the provider is limiting the request rate",
+    ErrorCode.SERVER: "the provider failed",
+    ErrorCode.OVERLOADED: "the provider is overloaded",
+    ErrorCode.TIMEOUT: "the provider did not answer in time",
+    ErrorCode.CONNECT: "the provider could not be reached",
+    ErrorCode.BAD_RESPONSE: "the provider's answer could not be read",
+    ErrorCode.STREAM_CUT: "the provider's answer broke off",
+    ErrorCode.STALLED: "the provider's answer stalled",
+    ErrorCode.BLOCKED: "the address is not allowed",
+}
 
 
 # Failures that may pass if asked again; the rest go straight to a fallback model.
@@ -108,17 +129,31 @@ RETRYABLE = frozenset(
 
 class ProviderError(Exception):
     def __init__(
-        self, message: str, *, code: str, status_code: int | None = None, retry_after: float | None = None
+        self,
+        message: str,
+        *,
+        code: str,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+        label: str = "provider",
     ) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
         self.status_code = status_code
         self.retry_after = retry_after
+        self.label = label
 
     @property
     def retryable(self) -> bool:
         return self.code in RETRYABLE
+
+    @property
+    def public_message(self) -> str:
+        """The failure in generic words, e.g. "OpenAI: the provider refused the request: HTTP 401"."""
+        reason = GENERIC_REASONS.get(self.code, "the request failed")
+        status = f": HTTP {self.status_code}" if self.status_code else ""
+        return f"{self.label}: {reason}{status}"
 
 
 def _status_code_class(status: int) -> str:
@@ -158,9 +193,10 @@ class Adapter(ABC):
 
     label = "provider"
 
-    def __init__(self, *, base_url: str, api_key: str | None, label: str | None = None) -> None:
+    def __init__(self, *, base_url: str, api_key: str | None, label: str | None = None, guarded: bool = False) -> None:
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key or None
+        self.guarded = guarded
         if label:
             self.label = label
 
@@ -198,13 +234,13 @@ class Adapter(ABC):
         return message[:500]
 
     def _error(self, message: str, **kwargs: Any) -> ProviderError:
-        return ProviderError(self._scrub(f"{self.label}: {message}"), **kwargs)
+        return ProviderError(self._scrub(f"{self.label}: {message}"), label=self.label, **kwargs)
 
     @asynccontextmanager
     async def _exchange(
         self, method: str, path: str, *, body: Any = None, query: dict[str, str] | None = None, first_byte: float
     ) -> AsyncIterator[httpx.Response]:
-        client = upstream_async_client(self.base_url)
+        client = upstream_async_client(self.base_url, guarded=self.guarded)
         # httpx's read timeout also runs while waiting for the headers, so it cannot be the idle limit
         # between stream chunks (shorter than the first-byte limit); both are enforced here instead, and
         # httpx's only backs them up.
@@ -216,8 +252,11 @@ class Adapter(ABC):
                 response = await client.send(request, stream=True)
         except TimeoutError:
             raise self._error(f"no answer within {first_byte:g} s", code=ErrorCode.TIMEOUT) from None
+        except guard.BlockedByGuard as exc:
+            # Nothing was sent and nothing read: the message says only why the address is not allowed.
+            raise self._error(exc.message, code=ErrorCode.BLOCKED) from None
         except (httpx.ConnectError, httpx.ConnectTimeout):
-            raise self._error(f"cannot connect to {self.base_url}", code=ErrorCode.CONNECT) from None
+            raise self._error(f"cannot connect to {display_url(self.base_url)}", code=ErrorCode.CONNECT) from None
         except httpx.TimeoutException:
             raise self._error(f"no answer within {first_byte:g} s", code=ErrorCode.TIMEOUT) from None
         except httpx.HTTPError as exc:
@@ -651,19 +690,3 @@ class GeminiAdapter(Adapter):
 
     async def check_key(self) -> None:
         await self._json("GET", "/v1beta/models", query={"pageSize": "1"}, first_byte=settings.UPSTREAM_READ_TIMEOUT)
-
-
-def adapter_for(provider: Provider, api_key: str | None) -> Adapter:
-    kind = ProviderKind(provider.kind)
-    base_url = provider.effective_base_url
-    if kind == ProviderKind.LMSTUDIO:
-        return OpenAIAdapter(base_url=f"{base_url}/v1", api_key=settings.LMSTUDIO_API_TOKEN, label="LM Studio")
-    if kind == ProviderKind.ANTHROPIC:
-        return AnthropicAdapter(base_url=base_url, api_key=api_key)
-    if kind == ProviderKind.GOOGLE:
-        return GeminiAdapter(base_url=base_url, api_key=api_key)
-    if kind == ProviderKind.MISTRAL:
-        return MistralAdapter(base_url=base_url, api_key=api_key)
-    if kind == ProviderKind.GENSPARK:
-        return GensparkAdapter(base_url=base_url, api_key=api_key)
-    return OpenAIAdapter(base_url=base_url, api_key=api_key, label=provider.get_kind_display())

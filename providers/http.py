@@ -1,0 +1,89 @@
+"""The one place outbound HTTP leaves the app: a pooled httpx client per upstream, created once.
+
+A client for an upstream a user typed (a private provider) is *guarded*: its connections go through the
+outbound guard, which resolves the host itself and refuses internal addresses at connection time."""
+
+import asyncio
+import threading
+import weakref
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+from django.conf import settings
+
+from providers import guard
+
+
+def display_url(url: str) -> str:
+    """A base URL as it may be shown to anyone: without user name, password, query or fragment."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "(an invalid URL)"
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{port}" if port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", "")).rstrip("/")
+
+
+_clients: dict[tuple[str, bool], httpx.Client] = {}
+_lock = threading.Lock()
+
+
+def _timeout() -> httpx.Timeout:
+    return httpx.Timeout(settings.UPSTREAM_READ_TIMEOUT, connect=settings.UPSTREAM_CONNECT_TIMEOUT)
+
+
+def upstream_client(base_url: str, *, guarded: bool = False) -> httpx.Client:
+    """A keep-alive client for one upstream; reused so every call does not pay a new TCP handshake."""
+    key = (base_url.rstrip("/"), guarded)
+    client = _clients.get(key)
+    if client is None:
+        with _lock:
+            client = _clients.get(key)
+            if client is None:
+                client = httpx.Client(
+                    base_url=key[0],
+                    timeout=_timeout(),
+                    follow_redirects=False,
+                    transport=guard.guarded_transport() if guarded else None,
+                    trust_env=not guarded,
+                )
+                _clients[key] = client
+    return client
+
+
+def close_upstream_clients() -> None:
+    with _lock:
+        for client in _clients.values():
+            client.close()
+        _clients.clear()
+
+
+# An httpx.AsyncClient belongs to the event loop it first ran on; one pool per loop and upstream.
+_async_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, bool], httpx.AsyncClient]]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def upstream_async_client(base_url: str, *, guarded: bool = False) -> httpx.AsyncClient:
+    """The pooled async client for one upstream on the running loop. Per-request timeouts are set by
+    the caller: a model's first byte and a key test want very different ones."""
+    loop = asyncio.get_running_loop()
+    per_loop = _async_clients.setdefault(loop, {})
+    key = (base_url.rstrip("/"), guarded)
+    client = per_loop.get(key)
+    if client is None or client.is_closed:
+        limits = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
+        client = httpx.AsyncClient(
+            base_url=key[0],
+            timeout=_timeout(),
+            limits=limits,
+            follow_redirects=False,
+            transport=guard.guarded_async_transport(limits=limits) if guarded else None,
+            trust_env=not guarded,
+        )
+        per_loop[key] = client
+    return client
