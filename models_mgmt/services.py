@@ -15,7 +15,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from models_mgmt.models import AIModel, LoadState, ModelSource
@@ -124,7 +124,11 @@ def models_visible_q(user: AbstractBaseUser | None) -> Q:
     shared = Q(owner__isnull=True) & provider_visible_q(user, prefix="provider__")
     if user is None or not user.is_authenticated:
         return shared
-    return shared | Q(owner=user)
+    # A user's own entry steps aside once the instance-wide list has the same model (one name, one row).
+    superseded = AIModel.objects.filter(
+        provider=OuterRef("provider"), model_id=OuterRef("model_id"), owner__isnull=True
+    )
+    return shared | (Q(owner=user) & ~Exists(superseded))
 
 
 def models_visible(*, user: AbstractBaseUser | None) -> QuerySet[AIModel]:
@@ -173,7 +177,7 @@ def _named_model(ref: str, user: AbstractBaseUser | None, key: ApiKey | None) ->
         raise ModelNotFound(f"No model {ref!r}: not a model id {provider.get_kind_display()} could have")
     if key is None and apikey_for_call(user=user, provider=provider) is None:
         raise ModelNotFound(
-            f"No model {ref!r} yet: add a {provider.get_kind_display()} key to use models it has not listed"
+            f"No model {ref!r} yet: add a key for {provider.get_kind_display()} to use models it has not listed"
         )
     owner = provider.owner if provider.owner_id else user
     return AIModel(provider=provider, model_id=model_id, owner=owner, source=ModelSource.NAMED)
