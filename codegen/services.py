@@ -220,12 +220,12 @@ class CodeModelClient(Protocol):
 class CompletionServiceClient:
     """The default client: the unified completion service, with its fallback and loading."""
 
-    def __init__(self, *, user: AbstractBaseUser, model: AIModel) -> None:
-        self.user, self.model = user, model
+    def __init__(self, *, user: AbstractBaseUser, model: AIModel, system: str = SYSTEM_PROMPT) -> None:
+        self.user, self.model, self.system = user, model, system
         self.answered_by = ""
 
     async def agenerate(self, prompt: str) -> str:
-        messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": prompt}]
+        messages = [{"role": "system", "content": self.system}, {"role": "user", "content": prompt}]
         result = await completion_collect(user=self.user, model=self.model, messages=messages, params=ChatParams())
         if not result.ok:
             raise _upstream_error(result)

@@ -52,7 +52,7 @@ from codegen.screening.policy import (
 from codegen.screening.rules import Screen
 from codegen.screening.scoring import Finding, ScreenResult, screen_result
 from codegen.screening.source import source_findings
-from codegen.screening.tools import run_bandit, run_ruff
+from codegen.screening.tools import run_bandit, run_ruff, run_tools_tree
 
 __all__ = [
     "ALLOWED_BUILTINS",
@@ -65,7 +65,9 @@ __all__ = [
     "Policy",
     "ScreenResult",
     "backend_policy",
+    "run_tools_tree",
     "screen_code",
+    "screen_result",
 ]
 
 MAX_CODE_CHARS = 200_000
