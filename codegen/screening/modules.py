@@ -152,6 +152,8 @@ def member_problem(path: str, member: str, modules: Mapping[str, ModulePolicy]) 
         return f"{member!r} is not an allowed member of {top!r}"
     if not path_is_module(path, modules) or allowed_sub or is_own_submodule(path, member):
         return None
+    if member in policy.not_modules:
+        return None
     # Third-party modules hold whatever they imported (fastapi.routing.anyio ...); their layout is not
     # listed here, so a lowercase member named like an installed module is taken to be that module.
     leaked_third_party = (

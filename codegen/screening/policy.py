@@ -25,13 +25,15 @@ class ModulePolicy:
     `submodules`: None means any submodule (third-party packages whose layout we trust), otherwise
     only these. `blocked`: names refused anywhere in the package, as member or as submodule.
     `own_stdlib_named`: the package's own submodules that happen to share a stdlib module's name
-    (pydantic.types), which must not be mistaken for a leaked stdlib module.
+    (pydantic.types), which must not be mistaken for a leaked stdlib module. `not_modules`: members that
+    share a stdlib module's name but are functions or classes (sqlalchemy.select).
     """
 
     members: frozenset[str] | None = None
     submodules: frozenset[str] | None = frozenset()
     blocked: frozenset[str] = frozenset()
     own_stdlib_named: frozenset[str] = frozenset()
+    not_modules: frozenset[str] = frozenset()
 
 
 OPEN = ModulePolicy()
@@ -175,6 +177,8 @@ BACKEND_EXTRA_MODULES: dict[str, ModulePolicy] = {
             "text literal_column event events ext plugins testing util connectors dialects cyextension log"
             " exec_driver_sql"
         ),
+        own_stdlib_named=names("types"),
+        not_modules=names("select"),
     ),
 }
 # Every third-party policy the screener knows, whatever the profile: their layout is fixed, so path

@@ -5,8 +5,12 @@ from pathlib import Path
 import pytest
 from django.conf import settings as django_settings
 
+from apikeys.services import apikey_create
 from codegen.sandbox import sandbox_env_prepare
-from tests.completions.conftest import Cloud, start_cloud
+from models_mgmt.models import AIModel
+from tests.completions.conftest import KEY, Cloud, start_cloud
+from tests.conftest import cloud_provider
+from tests.fakes.backend_script import ScriptedOpenAI
 
 
 @pytest.fixture
@@ -25,3 +29,14 @@ def sandbox_env() -> Path:
         env_dir=django_settings.CODEGEN_SANDBOX_ENV, requirements=django_settings.CODEGEN_SANDBOX_REQUIREMENTS
     )
     return django_settings.CODEGEN_SANDBOX_ENV
+
+
+@pytest.fixture
+def scripted(db: None, alice: object, settings) -> Iterator[ScriptedOpenAI]:  # noqa: ANN001
+    """OpenAI behind the scripted emulator (answers per prompt kind), alice's key, the default model."""
+    with ScriptedOpenAI() as fake:
+        provider = cloud_provider("openai", "openai", base_url=f"{fake.url}/v1")
+        apikey_create(user=alice, provider="openai", key=KEY)
+        model = AIModel.objects.create(provider=provider, model_id=fake.models[0], display_name=fake.models[0])
+        settings.CODEGEN_DEFAULT_MODEL = model.ref
+        yield fake

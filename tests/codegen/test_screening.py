@@ -329,14 +329,15 @@ def test_unicodedata_normalises_text() -> None:
 
 def test_sqlalchemy_and_the_own_package_only_in_the_backend_profile() -> None:
     code = (
-        "from sqlalchemy import String\n"
+        "from sqlalchemy import String, select\n"
         "from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column\n\n"
         "from app.db import Base\n"
         "from app.routers import items\n\n\n"
         "class Item(Base):\n"
         '    __tablename__ = "items"\n'
         "    id: Mapped[int] = mapped_column(primary_key=True)\n"
-        "    name: Mapped[str] = mapped_column(String(100))\n"
+        "    name: Mapped[str] = mapped_column(String(100))\n\n\n"
+        "QUERY = select(Item)\n"
     )
     policy = backend_policy("app", frozenset({"db", "routers", "routers.items"}))
     default = _rules(_fast(code).findings, blocking=True)
