@@ -1,12 +1,9 @@
 from collections.abc import Iterator
 from contextlib import ExitStack
-from pathlib import Path
 
 import pytest
-from django.conf import settings as django_settings
 
 from apikeys.services import apikey_create
-from codegen.sandbox import sandbox_env_prepare
 from models_mgmt.models import AIModel
 from tests.completions.conftest import KEY, Cloud, start_cloud
 from tests.conftest import cloud_provider
@@ -20,15 +17,6 @@ def openai(db: None, alice: object, settings) -> Iterator[Cloud]:  # noqa: ANN00
         cloud = start_cloud(stack, "openai", alice)
         settings.CODEGEN_DEFAULT_MODEL = cloud.model.ref
         yield cloud
-
-
-@pytest.fixture(scope="session")
-def sandbox_env() -> Path:
-    """The sandbox's dedicated Python environment, built once per machine (a stamp skips it later)."""
-    sandbox_env_prepare(
-        env_dir=django_settings.CODEGEN_SANDBOX_ENV, requirements=django_settings.CODEGEN_SANDBOX_REQUIREMENTS
-    )
-    return django_settings.CODEGEN_SANDBOX_ENV
 
 
 @pytest.fixture
