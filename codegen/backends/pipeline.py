@@ -18,7 +18,7 @@ from codegen.backends.plan import BackendPlan, PlanError, plan_from_answer, plan
 from codegen.backends.validation import project_validate, round_rank
 from codegen.models import BackendRun, BackendStatus
 from codegen.sandbox import SandboxLimits, sandbox_unavailable_reason
-from codegen.services import CodegenError, CodeModelClient, CompletionServiceClient, choose_model
+from codegen.services import CodeModelClient, CompletionServiceClient, choose_model
 from orchestrator import observability
 from orchestrator.errors import ServiceError
 
@@ -186,10 +186,14 @@ def backend_run_execute(
                 run.status = BackendStatus.FINISHED
             else:
                 run.status, run.error = BackendStatus.FAILED, _failure_reason(best)
-        except (BackendError, CodegenError) as exc:
+        except ServiceError as exc:  # the model call, the model choice, the plan: said to the user as is
             run.status, run.error = BackendStatus.FAILED, exc.message
         except PlanError as exc:
             run.status, run.error = BackendStatus.FAILED, str(exc)
+        except Exception:
+            # A bug must not leave the run "validating" forever; the details go to the log, not the page.
+            observability.log.exception("codegen.backend.crashed", run_id=run.pk)
+            run.status, run.error = BackendStatus.FAILED, "The run failed unexpectedly; the server log has the details."
         run.finished_at = timezone.now()
         run.save()
     observability.log.info("codegen.backend", run_id=run.pk, outcome=run.status, rounds=len(run.rounds))
