@@ -1,12 +1,14 @@
 """The sandbox itself: generated tests that try to get out, or to exhaust the machine, are stopped and
 reported. Each test here runs a real bubblewrap sandbox on the dedicated environment."""
 
+import os
 import re
 import shutil
 from pathlib import Path
 
 import pytest
 
+from codegen import sandbox
 from codegen.sandbox import SandboxLimits, SandboxReport, sandbox_run_tests
 
 APP = {
@@ -149,3 +151,13 @@ def test_without_the_environment_nothing_runs(tmp_path: Path) -> None:
     report = _run(tmp_path / "missing-env", "def test_x() -> None:\n    pass\n")
     assert report.ran is False
     assert "make run" in report.reason
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="RLIMIT_NPROC binds non-root users; the cgroup is root's limit")
+def test_as_root_without_a_pids_cgroup_nothing_runs(
+    sandbox_env: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(sandbox, "CGROUP_ROOTS", (tmp_path / "no-cgroup",))
+    report = _run(sandbox_env, "def test_x() -> None:\n    raise SystemExit('must not run')\n")
+    assert report.ran is False
+    assert report.reason == sandbox.NO_PROCESS_LIMIT
