@@ -19,6 +19,7 @@ from codegen.backends.validation import project_validate, round_rank
 from codegen.models import BackendRun, BackendStatus
 from codegen.sandbox import SandboxLimits, sandbox_unavailable_reason
 from codegen.services import CodeModelClient, CompletionServiceClient, choose_model
+from models_mgmt.models import AIModel
 from orchestrator import observability
 from orchestrator.errors import ServiceError
 
@@ -58,7 +59,9 @@ def plan_prompt(requirements: str) -> str:
     return _prompts.get_template("backend_plan.md.j2").render(requirements=requirements)
 
 
-def model_client(user: AbstractBaseUser, run_model: Any, model_ref: str | None = None) -> CompletionServiceClient:
+def model_client(
+    user: AbstractBaseUser, run_model: AIModel | None, model_ref: str | None = None
+) -> CompletionServiceClient:
     model = run_model or choose_model(user=user, ref=model_ref)
     return CompletionServiceClient(user=user, model=model, system=SYSTEM_PROMPT)
 
