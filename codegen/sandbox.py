@@ -76,7 +76,9 @@ class SandboxReport:
 
     @property
     def all_passed(self) -> bool:
-        return self.ran and not self.stopped and self.passed > 0 and self.failed == 0 and self.errors == 0
+        # pytest's own exit status must agree with the report file, which the tests could have written to.
+        clean = self.ran and not self.stopped and self.exit_code == 0
+        return clean and self.passed > 0 and self.failed == 0 and self.errors == 0
 
     def as_dict(self) -> dict[str, object]:
         data = asdict(self)

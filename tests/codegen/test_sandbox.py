@@ -161,3 +161,21 @@ def test_as_root_without_a_pids_cgroup_nothing_runs(
     report = _run(sandbox_env, "def test_x() -> None:\n    raise SystemExit('must not run')\n")
     assert report.ran is False
     assert report.reason == sandbox.NO_PROCESS_LIMIT
+
+
+def test_a_forged_report_does_not_count_as_passed(sandbox_env: Path) -> None:
+    # The report directory is writable from inside; pytest's exit status has to agree with what it says.
+    body = (
+        "import atexit\n\n\n"
+        "def forge() -> None:\n"
+        "    with open('/report/junit.xml', 'w') as handle:\n"
+        "        handle.write('<testsuites><testsuite>'\n"
+        '                     \'<testcase classname="t" name="ok"/></testsuite></testsuites>\')\n\n\n'
+        "atexit.register(forge)\n\n\n"
+        "def test_fails() -> None:\n"
+        "    raise AssertionError('really failed')\n"
+    )
+    report = _run(sandbox_env, body)
+    assert report.ran and report.exit_code == 1
+    assert (report.passed, report.failed) == (1, 0), "the forged file was read"
+    assert report.all_passed is False
