@@ -58,7 +58,7 @@ emulators: $(BIN)/.dev
 	$(BIN)/python -m tests.fakes.serve_all
 
 clean:
-	rm -rf $(VENV) var/test-db.sqlite3 .pytest_cache .coverage test-artifacts
+	rm -rf $(VENV) var/test-db.sqlite3 var/sandbox-env .pytest_cache .coverage test-artifacts
 
 # Benchmarks (see bench/RESULTS.md): make bench [N=2000] [C=500] [WORKERS=2] [ONLY=overhead,listing]
 .PHONY: bench
