@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test test-fast lint emulator emulators clean browser-deps
+.PHONY: run test test-fast lint emulator emulators clean browser-deps sandbox-deps
 
 # The virtual environment is rebuilt when a requirements file changes.
 $(BIN)/.runtime: requirements.txt
@@ -26,7 +26,7 @@ $(BIN)/.engine: $(BIN)/.dev requirements-engine.txt
 	CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF" $(BIN)/python -m pip install --quiet -r requirements-engine.txt
 	touch $@
 
-run: $(BIN)/.runtime
+run: $(BIN)/.runtime sandbox-deps
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py ensure_admin --url http://$(HOST):$(PORT)/
 	$(BIN)/python manage.py serve --host $(HOST) --port $(PORT)
@@ -38,7 +38,7 @@ browser-deps:
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null; fi; \
 	fi
 
-test: $(BIN)/.dev $(BIN)/.engine browser-deps
+test: $(BIN)/.dev $(BIN)/.engine browser-deps sandbox-deps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest --cov --cov-report=term --cov-fail-under=85 $(PYTEST_ARGS)
 
@@ -58,10 +58,20 @@ emulators: $(BIN)/.dev
 	$(BIN)/python -m tests.fakes.serve_all
 
 clean:
-	rm -rf $(VENV) var/test-db.sqlite3 .pytest_cache .coverage test-artifacts
+	rm -rf $(VENV) var/test-db.sqlite3 var/sandbox-env .pytest_cache .coverage test-artifacts
 
 # Benchmarks (see bench/RESULTS.md): make bench [N=2000] [C=500] [WORKERS=2] [ONLY=overhead,listing]
 .PHONY: bench
 bench: $(BIN)/.runtime
 	$(BIN)/python -m pip install --quiet -r bench/requirements.txt
 	$(BIN)/python bench/run.py
+
+# The backend generator runs generated projects' tests under bubblewrap, on a Python environment of its
+# own (requirements-sandbox.txt, in var/sandbox-env). Installs bwrap if missing; the environment is built
+# once (its stamp file is compared with the requirements file, so a later run costs a second).
+sandbox-deps: $(BIN)/.runtime
+	@if ! command -v bwrap >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq bubblewrap >/dev/null; fi; \
+	fi
+	$(BIN)/python manage.py prepare_sandbox

@@ -35,3 +35,40 @@ class CodegenRun(models.Model):
 
     def __str__(self) -> str:
         return f"Run {self.pk} ({self.status})"
+
+
+class BackendStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    PLANNING = "planning", "Planning"
+    GENERATING = "generating", "Generating"
+    VALIDATING = "validating", "Validating"
+    REPAIRING = "repairing", "Repairing"
+    FINISHED = "finished", "Finished"
+    FAILED = "failed", "Failed"
+
+
+class BackendRun(models.Model):
+    """A backend-generator run: requirements in, a FastAPI project out, validated round by round.
+
+    `rounds` keeps every round (its files, validation and score); `best_round` points at the one kept,
+    which is not necessarily the last."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="backend_runs")
+    requirements = models.TextField()
+    model = models.ForeignKey(AIModel, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    max_rounds = models.PositiveSmallIntegerField(default=3)
+    status = models.CharField(max_length=16, choices=BackendStatus.choices, default=BackendStatus.QUEUED)
+    plan = models.JSONField(null=True, blank=True)
+    rounds = models.JSONField(default=list, blank=True)
+    best_round = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    answered_by = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"Backend run {self.pk} ({self.status})"

@@ -23,7 +23,7 @@ from codegen.models import CodegenRun, RunStatus
 from codegen.screening import ScreenResult, screen_code
 from completions.services import UNAVAILABLE_CODES, CompletionResult, completion_collect
 from models_mgmt.models import AIModel
-from models_mgmt.services import ModelNotFound, Status, model_list_with_status, model_resolve
+from models_mgmt.services import ModelNotFound, Status, model_get, model_list_with_status, model_resolve
 from orchestrator import observability
 from orchestrator.errors import ServiceError
 from providers.adapters import ChatParams
@@ -116,13 +116,15 @@ def validate_prompt(prompt: object) -> str:
     return text
 
 
-def choose_model(*, user: AbstractBaseUser, ref: str | None) -> AIModel:
+def choose_model(*, user: AbstractBaseUser, ref: str | None, named: bool = True) -> AIModel:
     """The model asked for; else CODEGEN_DEFAULT_MODEL; else the best usable chat model (loaded local,
-    then cloud, then one that needs a load)."""
+    then cloud, then one that needs a load). `named`: a cloud model not listed yet may be named (it joins
+    the registry once it answers); a run stored before it calls the model needs one that is registered."""
+    find = model_resolve if named else model_get
     for candidate in (ref, settings.CODEGEN_DEFAULT_MODEL):
         if candidate:
             try:
-                return model_resolve(ref=candidate, user=user)
+                return find(ref=candidate, user=user)
             except ModelNotFound:
                 if candidate == ref:
                     raise
@@ -218,12 +220,12 @@ class CodeModelClient(Protocol):
 class CompletionServiceClient:
     """The default client: the unified completion service, with its fallback and loading."""
 
-    def __init__(self, *, user: AbstractBaseUser, model: AIModel) -> None:
-        self.user, self.model = user, model
+    def __init__(self, *, user: AbstractBaseUser, model: AIModel, system: str = SYSTEM_PROMPT) -> None:
+        self.user, self.model, self.system = user, model, system
         self.answered_by = ""
 
     async def agenerate(self, prompt: str) -> str:
-        messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": prompt}]
+        messages = [{"role": "system", "content": self.system}, {"role": "user", "content": prompt}]
         result = await completion_collect(user=self.user, model=self.model, messages=messages, params=ChatParams())
         if not result.ok:
             raise _upstream_error(result)
@@ -340,7 +342,7 @@ def codegen_run_create(
     *, owner: AbstractBaseUser, spec: object, max_tests_per_endpoint: int = 3, model_ref: str | None = None
 ) -> CodegenRun:
     document = parse_spec(spec)
-    model = choose_model(user=owner, ref=model_ref) if model_ref else None
+    model = choose_model(user=owner, ref=model_ref, named=False) if model_ref else None
     run = CodegenRun.objects.create(
         owner=owner,
         spec=document,

@@ -13,7 +13,8 @@ api = NinjaAPI(title="AI Orchestrator", version="1", urls_namespace="api")
 api.add_router("/models", models_router)
 api.add_router("/keys", keys_router)
 api.add_router("/completions", completions_router)
-api.add_router("/codegen", codegen_router)
+# codegen serves /api/codegen/runs and /api/backends: one router, two prefixes in its paths.
+api.add_router("", codegen_router)
 
 
 @api.exception_handler(ServiceError)

@@ -215,3 +215,9 @@ LOGGING = {
         "orchestrator.events": {"handlers": ["events"], "level": LOG_LEVEL, "propagate": False},
     },
 }
+
+# Backend generator (issue 15): generated projects' tests run in a bubblewrap sandbox on a dedicated,
+# read-only Python environment that `make run`/`make test` build from requirements-sandbox.txt.
+CODEGEN_SANDBOX_ENV = Path(env.str("CODEGEN_SANDBOX_ENV", default=str(VAR_DIR / "sandbox-env")))
+CODEGEN_SANDBOX_REQUIREMENTS = BASE_DIR / "requirements-sandbox.txt"
+CODEGEN_SANDBOX_WALL_SECONDS = env.float("CODEGEN_SANDBOX_WALL_SECONDS", default=120.0)

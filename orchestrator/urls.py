@@ -12,6 +12,7 @@ urlpatterns = [
     path("", chat_views.chat_home, name="home"),
     path("chat/", include("chat.urls")),
     path("codegen/", include("codegen.urls")),
+    path("backends/", include("codegen.backend_urls")),
     path("llm-codegen/generate", codegen_views.generate, name="llm-codegen-generate"),
     path("models/", include("models_mgmt.urls")),
     path("api-keys/", include("apikeys.urls")),

@@ -2,13 +2,16 @@
 refused), clients authenticated by API token, and the LM Studio emulator on an OS-chosen port."""
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from django.conf import settings as django_settings
 from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.test import Client
 
 from accounts.services import api_token_create
+from codegen.sandbox import sandbox_env_prepare
 from models_mgmt.models import AIModel
 from orchestrator.celery import app as celery_app
 from providers.kinds import ProviderKind
@@ -143,3 +146,15 @@ def fast_timeouts(settings) -> None:  # noqa: ANN001
     settings.COMPLETION_TIMEOUT = 1.0
     settings.COMPLETION_IDLE_TIMEOUT = 0.5
     settings.COMPLETION_RETRIES = 1
+
+
+# ---- the backend generator's sandbox (issue 15) ------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def sandbox_env() -> Path:
+    """The sandbox's dedicated Python environment, built once per machine (a stamp skips it later)."""
+    sandbox_env_prepare(
+        env_dir=django_settings.CODEGEN_SANDBOX_ENV, requirements=django_settings.CODEGEN_SANDBOX_REQUIREMENTS
+    )
+    return django_settings.CODEGEN_SANDBOX_ENV

@@ -12,7 +12,14 @@ from pathlib import Path
 import pytest
 
 from codegen import screening
-from codegen.screening import ALLOWED_BUILTINS, ALLOWED_MODULES, FORBIDDEN_BUILTINS, Finding, screen_code
+from codegen.screening import (
+    ALLOWED_BUILTINS,
+    ALLOWED_MODULES,
+    FORBIDDEN_BUILTINS,
+    Finding,
+    backend_policy,
+    screen_code,
+)
 from tests.codegen.corpus.accepted import ACCEPTED
 from tests.codegen.corpus.escapes import ESCAPES
 
@@ -265,7 +272,7 @@ def test_use_bandit_false_skips_bandit() -> None:
 
 
 def test_missing_tools_are_reported_but_never_block(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(screening, "_tool_command", lambda name: None)
+    monkeypatch.setattr(screening.tools, "tool_command", lambda name: None)
     result = screen_code("def add(a: int, b: int) -> int:\n    return a + b\n")
     assert result.passed is True
     assert _rules(result.findings) == {"bandit-unavailable", "lint-unavailable"}
@@ -274,14 +281,14 @@ def test_missing_tools_are_reported_but_never_block(monkeypatch: pytest.MonkeyPa
 
 
 def test_broken_tools_are_reported_but_never_block(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(screening, "_tool_command", lambda name: ["/nonexistent/tool"])
+    monkeypatch.setattr(screening.tools, "tool_command", lambda name: ["/nonexistent/tool"])
     result = screen_code("def add(a: int, b: int) -> int:\n    return a + b\n")
     assert result.passed is True
     assert _rules(result.findings) == {"bandit-unavailable", "lint-unavailable"}
 
 
 def test_tools_cannot_rescue_rejected_code(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(screening, "_tool_command", lambda name: None)
+    monkeypatch.setattr(screening.tools, "tool_command", lambda name: None)
     assert screen_code('print(open("/etc/passwd").read())\n').passed is False
 
 
@@ -305,3 +312,39 @@ def test_screening_never_executes_the_code(tmp_path: Path) -> None:
     result = screen_code(code)  # with bandit and ruff: they only parse, too
     assert result.passed is False
     assert not target.exists()
+
+
+# ---- profiles: pure standard-library helpers, the backend generator's extra modules ---------------
+
+
+@pytest.mark.parametrize("module", ["unicodedata", "difflib", "ipaddress", "struct"])
+def test_pure_standard_library_helpers_are_accepted(module: str) -> None:
+    assert _fast(f"import {module}\n\nprint({module}.__name__)\n").passed
+
+
+def test_unicodedata_normalises_text() -> None:
+    code = 'import unicodedata\n\n\ndef fold(text: str) -> str:\n    return unicodedata.normalize("NFKC", text)\n'
+    assert _fast(code).findings == []
+
+
+def test_sqlalchemy_and_the_own_package_only_in_the_backend_profile() -> None:
+    code = (
+        "from sqlalchemy import String, select\n"
+        "from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column\n\n"
+        "from app.db import Base\n"
+        "from app.routers import items\n\n\n"
+        "class Item(Base):\n"
+        '    __tablename__ = "items"\n'
+        "    id: Mapped[int] = mapped_column(primary_key=True)\n"
+        "    name: Mapped[str] = mapped_column(String(100))\n\n\n"
+        "QUERY = select(Item)\n"
+    )
+    policy = backend_policy("app", frozenset({"db", "routers", "routers.items"}))
+    default = _rules(_fast(code).findings, blocking=True)
+    assert "import-not-allowed" in default
+    backend = screen_code(code, use_bandit=False, use_lint=False, policy=policy)
+    assert backend.passed, backend.findings
+    assert not screen_code("import other_app\n", use_bandit=False, use_lint=False, policy=policy).passed
+    raw_sql = screen_code("from sqlalchemy import text\n", use_bandit=False, use_lint=False, policy=policy)
+    assert "import-not-allowed" in _rules(raw_sql.findings, blocking=True)
+    assert not screen_code("from app.db import os\n", use_bandit=False, use_lint=False, policy=policy).passed
