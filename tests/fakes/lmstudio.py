@@ -458,6 +458,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Fake LM Studio ({args.api}) listening on {fake.url} — Ctrl-C to stop", flush=True)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())  # `kill` stops it as cleanly as Ctrl-C
+    # Started from a shell that ignores SIGINT (a background job, nohup, some CI runners), Python inherits
+    # the ignore and Ctrl-C would do nothing.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         done.wait()
     except KeyboardInterrupt:

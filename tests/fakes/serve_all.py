@@ -56,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
+    # Inherited from a shell that ignores SIGINT (background job, nohup, CI), Ctrl-C would do nothing.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         done.wait()
     except KeyboardInterrupt:
