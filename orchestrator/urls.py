@@ -8,6 +8,9 @@ from codegen import views as codegen_views
 from core import views as core_views
 from orchestrator.api import api
 
+# Unknown routes under /api/ answer JSON like the rest of the API; pages keep Django's 404 page.
+handler404 = "core.access.not_found"
+
 urlpatterns = [
     path("", chat_views.chat_home, name="home"),
     path("chat/", include("chat.urls")),
