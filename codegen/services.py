@@ -4,14 +4,12 @@ back, and never run it. Also test-generation runs: an OpenAPI document in, a pyt
 from __future__ import annotations
 
 import ast
-import json
 import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import yaml
 from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -21,6 +19,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from codegen.models import CodegenRun, RunStatus
 from codegen.screening import ScreenResult, screen_code
+from codegen.specs import SpecError, spec_parse, spec_text_of
 from completions.adapters import ChatParams
 from completions.services import CompletionResult, completion_collect
 from models_mgmt.models import AIModel
@@ -237,21 +236,11 @@ class CompletionServiceClient:
 
 
 def parse_spec(raw: object) -> dict[str, Any]:
-    """An OpenAPI document given as an object, JSON text or YAML text."""
-    document = raw
-    if isinstance(raw, str):
-        try:
-            document = json.loads(raw)
-        except ValueError:
-            try:
-                document = yaml.safe_load(raw)
-            except yaml.YAMLError as exc:
-                raise CodegenError(f"The spec is neither JSON nor YAML: {str(exc).splitlines()[0]}") from None
-    if not isinstance(document, dict) or not ("openapi" in document or "swagger" in document):
-        raise CodegenError("The spec is not an OpenAPI document (no 'openapi' or 'swagger' field).")
-    if not isinstance(document.get("paths"), dict) or not document["paths"]:
-        raise CodegenError("The OpenAPI document has no paths to test.")
-    return document
+    """An OpenAPI document given as an object, JSON text or YAML text (limits and loader: codegen/specs.py)."""
+    try:
+        return spec_parse(text=spec_text_of(raw=raw))
+    except SpecError as exc:
+        raise CodegenError(exc.message) from None
 
 
 HTTP_METHODS = ("get", "post", "put", "patch", "delete", "head", "options")
@@ -341,11 +330,12 @@ def validate_test_module(code: str) -> ScreenResult:
 def codegen_run_create(
     *, owner: AbstractBaseUser, spec: object, max_tests_per_endpoint: int = 3, model_ref: str | None = None
 ) -> CodegenRun:
-    document = parse_spec(spec)
+    text = spec_text_of(raw=spec)
+    document = spec_parse(text=text)
     model = choose_model(user=owner, ref=model_ref) if model_ref else None
     run = CodegenRun.objects.create(
         owner=owner,
-        spec=document,
+        spec=text,  # as sent: parsed again when the run starts, never stored expanded
         title=str((document.get("info") or {}).get("title") or "API")[:200],
         options={"max_tests_per_endpoint": max_tests_per_endpoint},
         model=model,
@@ -367,9 +357,10 @@ def codegen_run_execute(*, run_id: int, client: CodeModelClient | None = None) -
     with observability.span("codegen.run", run_id=run.pk, user_id=run.owner_id) as current:
         run.trace_id = observability.trace_id_of(current)
         try:
-            run.plan = plan_from_spec(run.spec)
+            document = spec_parse(text=run.spec)
+            run.plan = plan_from_spec(document)
             prompt = render_tests_prompt(
-                spec=run.spec, plan=run.plan, max_tests=int(run.options.get("max_tests_per_endpoint", 3))
+                spec=document, plan=run.plan, max_tests=int(run.options.get("max_tests_per_endpoint", 3))
             )
             if client is None:
                 model = run.model or choose_model(user=run.owner, ref=None)
@@ -382,7 +373,7 @@ def codegen_run_execute(*, run_id: int, client: CodeModelClient | None = None) -
             run.artifact = code
             run.answered_by = getattr(client, "answered_by", "")
             run.status = RunStatus.FINISHED
-        except CodegenError as exc:
+        except (CodegenError, SpecError) as exc:
             run.status, run.error = RunStatus.FAILED, exc.message
         run.finished_at = timezone.now()
         run.save()

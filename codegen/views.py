@@ -105,7 +105,7 @@ def _page(request: HttpRequest, **context: object) -> HttpResponse:
 
 
 def _runs_context(request: HttpRequest) -> dict[str, object]:
-    runs = list(CodegenRun.objects.filter(owner=request.user)[:20])
+    runs = list(CodegenRun.objects.filter(owner=request.user).defer("spec")[:20])
     return {"runs": runs, "runs_busy": any(r.status in (RunStatus.QUEUED, RunStatus.RUNNING) for r in runs)}
 
 
