@@ -52,9 +52,10 @@ class RateLimited(CodegenError):
 
 
 class CodeRejected(CodegenError):
-    def __init__(self, message: str, screening: ScreenResult) -> None:
+    def __init__(self, message: str, screening: ScreenResult, model: str = "") -> None:
         super().__init__(message)
         self.screening = screening
+        self.model = model  # which model wrote the rejected code: worth knowing when choosing another
 
 
 class UpstreamFailed(CodegenError):
@@ -109,12 +110,25 @@ def rate_limit_take(*, user: AbstractBaseUser) -> int:
 def validate_prompt(prompt: object) -> str:
     if not isinstance(prompt, str):
         raise CodegenError("'prompt' must be a string.")
+    try:
+        prompt.encode()
+    except UnicodeEncodeError:
+        # Checked before the rate limit counts the request: a prompt that cannot be sent costs no quota.
+        raise CodegenError("The prompt contains characters that are not valid Unicode (lone surrogates).") from None
     text = prompt.strip()
     if len(text) < settings.CODEGEN_PROMPT_MIN_CHARS:
         raise CodegenError(f"The prompt is too short: at least {settings.CODEGEN_PROMPT_MIN_CHARS} characters.")
     if len(text) > settings.CODEGEN_PROMPT_MAX_CHARS:
         raise CodegenError(f"The prompt is too long: at most {settings.CODEGEN_PROMPT_MAX_CHARS} characters.")
     return text
+
+
+def validate_model_ref(ref: object) -> str | None:
+    if ref is None or ref == "":
+        return None
+    if not isinstance(ref, str):
+        raise CodegenError("'model' must be a string: '<provider>/<model id>' or a model's numeric id.")
+    return ref
 
 
 def choose_model(*, user: AbstractBaseUser, ref: str | None) -> AIModel:
@@ -181,11 +195,39 @@ def _upstream_error(result: CompletionResult) -> CodegenError:
 # --- /llm-codegen/generate ------------------------------------------------------------------------------
 
 
-async def codegen_generate(*, user: AbstractBaseUser, prompt: object, model_ref: str | None) -> Generated:
+def codegen_outcome(exc: BaseException | None) -> str:
+    """The `outcome` label of llm_codegen_requests_total (and of the log line) for how a request ended."""
+    if exc is None:
+        return "ok"
+    if isinstance(exc, RateLimited):
+        return "rate_limited"
+    if isinstance(exc, CodeRejected):
+        return "rejected"
+    if isinstance(exc, ServiceError) and exc.status_code < 500:
+        return "invalid"
+    return "upstream_failed"
+
+
+async def codegen_generate(*, user: AbstractBaseUser, prompt: object, model_ref: object) -> Generated:
+    """Generate and screen; every call, from the API or the page, is counted in llm_codegen_*."""
+    started = time.monotonic()
+    failure: BaseException | None = None
+    try:
+        return await _generate(user=user, prompt=prompt, model_ref=model_ref)
+    except BaseException as exc:
+        failure = exc
+        raise
+    finally:
+        observability.CODEGEN_REQUESTS.labels(codegen_outcome(failure)).inc()
+        observability.CODEGEN_LATENCY.observe(time.monotonic() - started)
+
+
+async def _generate(*, user: AbstractBaseUser, prompt: object, model_ref: object) -> Generated:
     started = time.monotonic()
     text = validate_prompt(prompt)
+    ref = validate_model_ref(model_ref)
     remaining = await sync_to_async(rate_limit_take)(user=user)
-    model = await sync_to_async(choose_model)(user=user, ref=model_ref)
+    model = await sync_to_async(choose_model)(user=user, ref=ref)
     parts = split_prompt(text, _prompt_budget(model))
     codes: list[str] = []
     answered_by = model.ref
@@ -200,7 +242,11 @@ async def codegen_generate(*, user: AbstractBaseUser, prompt: object, model_ref:
     code = "\n\n".join(c.strip("\n") for c in codes) + "\n"
     screening = await sync_to_async(screen_code)(code)
     if not screening.passed:
-        raise CodeRejected("The generated code was rejected by the screener: " + _blocking(screening), screening)
+        raise CodeRejected(
+            f"The code {answered_by} wrote was rejected by the screener: " + _blocking(screening),
+            screening,
+            answered_by,
+        )
     return Generated(code, screening, answered_by, time.monotonic() - started, remaining, len(parts))
 
 
