@@ -228,7 +228,9 @@ AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 # A locked-out client that keeps guessing does not extend its own lockout: the limit is the point, and a
 # user who mistyped once more should not have to wait again from zero.
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
-AXES_VERBOSE = False  # our own log lines; axes would log every attempt with the username
+AXES_VERBOSE = False
+# Axes says "running database handler" at INFO on every failed login; its warnings (masked) are enough.
+LOGGING["loggers"]["axes"] = {"level": "WARNING"}
 
 # Behind a TLS-terminating proxy (all off by default, for a laptop; README "Production" has the .env):
 # SECURE_PROXY_SSL_HEADER trusts the proxy's X-Forwarded-Proto, so set it only when a proxy strips that

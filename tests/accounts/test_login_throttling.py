@@ -88,3 +88,10 @@ def test_api_tokens_are_not_throttled_by_logins(alice: User, alice_api: Client) 
     for attempt in range(LIMIT):
         _login(Client(), "/accounts/login/", "alice", f"wrong-{attempt}")
     assert alice_api.get("/api/models").status_code == 200
+
+
+def test_the_guessed_passwords_are_not_stored(alice: User) -> None:
+    _login(Client(), "/accounts/login/", "alice", "a-guess-worth-hiding")
+    attempt = AccessAttempt.objects.get(username="alice")
+    assert "a-guess-worth-hiding" not in f"{attempt.get_data} {attempt.post_data}"
+    assert attempt.ip_address == ATTACKER and attempt.failures_since_start == 1

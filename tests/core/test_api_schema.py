@@ -56,7 +56,9 @@ def bearer(alice: User) -> dict[str, str]:
 
 
 @schema.parametrize()
-@hypothesis_settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@hypothesis_settings(
+    max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None
+)
 def test_api_answers_as_documented(case: schemathesis.Case, bearer: dict[str, str]) -> None:
     # What the issue asks of every answer. Left out: schemathesis' opinions on which generated inputs should
     # be accepted (ST202): the schema types `provider` as a string, the service refuses "" with a 400.
