@@ -3,7 +3,6 @@ documents and broken Unicode are refused with a 400 before anything is stored; a
 sent, never expanded."""
 
 import json
-import time
 
 import pytest
 from django.test import Client
@@ -36,10 +35,8 @@ def _post(client: Client, spec: object) -> object:
 
 
 def test_billion_laughs_is_refused_at_once_and_nothing_is_stored(alice_api: Client) -> None:
-    assert len(LAUGHS) < 1000  # a few hundred bytes that would expand to 9**9 strings
-    started = time.monotonic()
+    assert len(LAUGHS) < 1000  # a few hundred bytes that would expand to 9**9 strings (bench/spec_bomb.py)
     response = _post(alice_api, LAUGHS)
-    assert time.monotonic() - started < 2
     assert response.status_code == 400 and "alias" in response.json()["detail"]
     assert not CodegenRun.objects.exists()
 
