@@ -11,7 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.views.defaults import page_not_found
+from django.views.defaults import page_not_found, server_error
 
 from accounts.services import api_token_authenticate
 
@@ -80,3 +80,10 @@ def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     if request.path.startswith("/api/"):
         return JsonResponse({"detail": f"No API endpoint at {request.path}."}, status=404)
     return page_not_found(request, exception)
+
+
+def failed(request: HttpRequest) -> HttpResponse:
+    """Django's 500 handler: a bug under /api/ still answers JSON (with nothing of the exception in it)."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Internal error; the server log has the details."}, status=500)
+    return server_error(request)

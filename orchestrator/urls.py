@@ -8,8 +8,9 @@ from codegen import views as codegen_views
 from core import views as core_views
 from orchestrator.api import api
 
-# Unknown routes under /api/ answer JSON like the rest of the API; pages keep Django's 404 page.
+# Under /api/ a 404 or 500 answers JSON like the rest of the API; pages keep Django's own pages.
 handler404 = "core.access.not_found"
+handler500 = "core.access.failed"
 
 urlpatterns = [
     path("", chat_views.chat_home, name="home"),

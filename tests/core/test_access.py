@@ -1,8 +1,12 @@
 """What an instance on a network closes: /metrics behind METRICS_TOKEN or an address allow-list, the API docs
 behind login, no caching of the page that shows a token once, JSON 404s everywhere under /api/."""
 
+import json
+
 import pytest
 from django.test import Client
+
+from core.access import failed
 
 pytestmark = pytest.mark.django_db
 
@@ -71,3 +75,19 @@ def test_unknown_api_routes_answer_json_404(alice_api: Client, path: str) -> Non
 def test_unknown_pages_keep_the_html_404(alice_web: Client) -> None:
     response = alice_web.get("/no-such-page/")
     assert response.status_code == 404 and response["Content-Type"].startswith("text/html")
+
+
+def test_a_bug_under_the_api_answers_json_500(rf) -> None:  # noqa: ANN001
+    response = failed(rf.get("/api/models/x/status"))
+    assert response.status_code == 500 and json.loads(response.content) == {
+        "detail": "Internal error; the server log has the details."
+    }
+    assert failed(rf.get("/models/"))["Content-Type"].startswith("text/html")
+
+
+def test_ssl_redirect_spares_the_health_checks(client: Client, settings) -> None:  # noqa: ANN001
+    settings.SECURE_SSL_REDIRECT = True
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").status_code in (200, 503)
+    redirected = client.get("/accounts/login/")
+    assert redirected.status_code == 301 and redirected["Location"] == "https://testserver/accounts/login/"
