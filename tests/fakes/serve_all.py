@@ -36,6 +36,16 @@ def _chunk_delay(value: str) -> tuple[str | None, float]:
     return (name or None), delay
 
 
+def configure(servers: list[FakeServer], *, code_mode: bool, delays: dict[str | None, float]) -> None:
+    """Code mode for all; each emulator's chunk delay: its own (`openai=0.3`), else the general one, else none."""
+    for name, server in zip(PROVIDERS, servers, strict=True):
+        delay = delays.get(name, delays.get(None, 0.0))
+        if isinstance(server, FakeLMStudio):
+            server.code_mode, server.stream_chunk_delay = code_mode, delay
+        elif isinstance(server, CloudFake):
+            server.code_mode, server.chunk_delay = code_mode, delay
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the LM Studio and cloud-provider emulators together.")
     parser.add_argument("--host", default="127.0.0.1")
@@ -70,13 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     lmstudio = FakeLMStudio(host=args.host, port=args.lmstudio_port)
     lmstudio.load_delay = args.load_delay
     servers = [lmstudio, *(server for _, server, _ in clouds)]
-    delays = dict(args.chunk_delay)
-    for name, server in zip(PROVIDERS, servers, strict=True):
-        delay = delays.get(name, delays.get(None, 0.0))
-        if isinstance(server, FakeLMStudio):
-            server.code_mode, server.stream_chunk_delay = args.code_mode, delay
-        elif isinstance(server, CloudFake):
-            server.code_mode, server.chunk_delay = args.code_mode, delay
+    configure(servers, code_mode=args.code_mode, delays=dict(args.chunk_delay))
     try:
         for server in servers:
             server.start()

@@ -13,9 +13,13 @@ from codegen.models import CodegenRun, RunStatus
 from codegen.screening import screen_code
 from codegen.services import SYSTEM_PROMPT, extract_code, plan_from_spec, render_tests_prompt, validate_test_module
 from tests.completions.conftest import Cloud, start_cloud
+from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.code_mode import code_answer
+from tests.fakes.gemini import FakeGemini
 from tests.fakes.lmstudio import FakeLMStudio
-from tests.fakes.serve_all import _chunk_delay
+from tests.fakes.mistral import FakeMistral
+from tests.fakes.openai import FakeOpenAI
+from tests.fakes.serve_all import _chunk_delay, configure
 
 README_PROMPT = "A function that returns the n-th Fibonacci number, with type hints"
 SPEC = {
@@ -98,6 +102,17 @@ def test_chunk_delay_option() -> None:
     for bad in ("nobody=1", "openai=fast", "-1", "11"):
         with pytest.raises(Exception, match="unknown emulator|not a number|between 0 and 10"):
             _chunk_delay(bad)
+
+
+def test_configure_sets_code_mode_and_each_delay() -> None:
+    # Not started: configure only sets attributes, so no port is needed.
+    servers = [FakeLMStudio(), FakeOpenAI(), FakeAnthropic(), FakeGemini(), FakeMistral()]
+    configure(servers, code_mode=True, delays={None: 0.1, "openai": 0.5, "lmstudio": 0.2})
+    assert all(server.code_mode for server in servers)
+    assert servers[0].stream_chunk_delay == 0.2 and servers[1].chunk_delay == 0.5
+    assert [s.chunk_delay for s in servers[2:]] == [0.1, 0.1, 0.1]
+    configure(servers, code_mode=False, delays={})
+    assert not any(server.code_mode for server in servers) and servers[1].chunk_delay == 0.0
 
 
 @pytest.mark.django_db
