@@ -54,8 +54,9 @@ emulator: $(BIN)/.dev
 	$(BIN)/python -m tests.fakes.lmstudio --port 1234
 
 # Every emulator (LM Studio and the cloud providers); prints the environment for `make run`.
+# EMULATOR_ARGS="--chunk-delay 0.3" (or --no-code-mode, --load-delay S): see python -m tests.fakes.serve_all -h
 emulators: $(BIN)/.dev
-	$(BIN)/python -m tests.fakes.serve_all
+	$(BIN)/python -m tests.fakes.serve_all $(EMULATOR_ARGS)
 
 clean:
 	rm -rf $(VENV) var/test-db.sqlite3 var/sandbox-env .pytest_cache .coverage test-artifacts

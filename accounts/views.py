@@ -2,6 +2,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_POST
 
 from accounts.models import ApiToken
@@ -26,8 +27,10 @@ def token_create(request: HttpRequest) -> HttpResponse:
     except TokenError as exc:
         messages.error(request, str(exc))
         return _settings_page(request, status=400)
-    # Rendered in this response only; the page never shows it again.
-    return _settings_page(request, new_token=raw)
+    # Rendered in this response only; the page never shows it again, and no cache (browser, proxy) keeps it.
+    response = _settings_page(request, new_token=raw)
+    add_never_cache_headers(response)
+    return response
 
 
 @login_required

@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored (nohup)
     threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).start()
     try:
         done.wait()

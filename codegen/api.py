@@ -41,7 +41,7 @@ def create_run(request: HttpRequest, payload: RunIn) -> Status[RunCreatedOut]:
 
 @router.get("/codegen/runs", response=list[RunOut], summary="Your runs, newest first")
 def list_runs(request: HttpRequest) -> list[RunOut]:
-    return [RunOut.of(r) for r in CodegenRun.objects.filter(owner=request.user)[:50]]
+    return [RunOut.of(r) for r in CodegenRun.objects.filter(owner=request.user).defer("spec")[:50]]
 
 
 @router.get("/codegen/runs/{int:run_id}", response={200: RunOut, 404: ErrorOut})

@@ -15,7 +15,7 @@ class CodegenRun(models.Model):
     """A test-generation run: an OpenAPI document in, a pytest module out (or the reason there is none)."""
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="codegen_runs")
-    spec = models.JSONField(help_text="The OpenAPI document, parsed.")
+    spec = models.TextField(help_text="The OpenAPI document as sent (JSON or YAML text); parsed when the run starts.")
     title = models.CharField(max_length=200, blank=True)
     options = models.JSONField(default=dict, blank=True)
     model = models.ForeignKey(AIModel, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")

@@ -4,14 +4,12 @@ back, and never run it. Also test-generation runs: an OpenAPI document in, a pyt
 from __future__ import annotations
 
 import ast
-import json
 import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import yaml
 from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -21,6 +19,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from codegen.models import CodegenRun, RunStatus
 from codegen.screening import ScreenResult, screen_code
+from codegen.specs import SpecError, spec_parse, spec_text_of
 from completions.services import UNAVAILABLE_CODES, CompletionResult, completion_collect
 from models_mgmt.models import AIModel
 from models_mgmt.services import ModelNotFound, Status, model_get, model_list_with_status, model_resolve
@@ -51,9 +50,10 @@ class RateLimited(CodegenError):
 
 
 class CodeRejected(CodegenError):
-    def __init__(self, message: str, screening: ScreenResult) -> None:
+    def __init__(self, message: str, screening: ScreenResult, model: str = "") -> None:
         super().__init__(message)
         self.screening = screening
+        self.model = model  # which model wrote the rejected code: worth knowing when choosing another
 
 
 class UpstreamFailed(CodegenError):
@@ -108,12 +108,25 @@ def rate_limit_take(*, user: AbstractBaseUser) -> int:
 def validate_prompt(prompt: object) -> str:
     if not isinstance(prompt, str):
         raise CodegenError("'prompt' must be a string.")
+    try:
+        prompt.encode()
+    except UnicodeEncodeError:
+        # Checked before the rate limit counts the request: a prompt that cannot be sent costs no quota.
+        raise CodegenError("The prompt contains characters that are not valid Unicode (lone surrogates).") from None
     text = prompt.strip()
     if len(text) < settings.CODEGEN_PROMPT_MIN_CHARS:
         raise CodegenError(f"The prompt is too short: at least {settings.CODEGEN_PROMPT_MIN_CHARS} characters.")
     if len(text) > settings.CODEGEN_PROMPT_MAX_CHARS:
         raise CodegenError(f"The prompt is too long: at most {settings.CODEGEN_PROMPT_MAX_CHARS} characters.")
     return text
+
+
+def validate_model_ref(ref: object) -> str | None:
+    if ref is None or ref == "":
+        return None
+    if not isinstance(ref, str):
+        raise CodegenError("'model' must be a string: '<provider>/<model id>' or a model's numeric id.")
+    return ref
 
 
 def choose_model(*, user: AbstractBaseUser, ref: str | None, named: bool = True) -> AIModel:
@@ -182,11 +195,39 @@ def _upstream_error(result: CompletionResult) -> CodegenError:
 # --- /llm-codegen/generate ------------------------------------------------------------------------------
 
 
-async def codegen_generate(*, user: AbstractBaseUser, prompt: object, model_ref: str | None) -> Generated:
+def codegen_outcome(exc: BaseException | None) -> str:
+    """The `outcome` label of llm_codegen_requests_total (and of the log line) for how a request ended."""
+    if exc is None:
+        return "ok"
+    if isinstance(exc, RateLimited):
+        return "rate_limited"
+    if isinstance(exc, CodeRejected):
+        return "rejected"
+    if isinstance(exc, ServiceError) and exc.status_code < 500:
+        return "invalid"
+    return "upstream_failed"
+
+
+async def codegen_generate(*, user: AbstractBaseUser, prompt: object, model_ref: object) -> Generated:
+    """Generate and screen; every call, from the API or the page, is counted in llm_codegen_*."""
+    started = time.monotonic()
+    failure: BaseException | None = None
+    try:
+        return await _generate(user=user, prompt=prompt, model_ref=model_ref)
+    except BaseException as exc:
+        failure = exc
+        raise
+    finally:
+        observability.CODEGEN_REQUESTS.labels(codegen_outcome(failure)).inc()
+        observability.CODEGEN_LATENCY.observe(time.monotonic() - started)
+
+
+async def _generate(*, user: AbstractBaseUser, prompt: object, model_ref: object) -> Generated:
     started = time.monotonic()
     text = validate_prompt(prompt)
+    ref = validate_model_ref(model_ref)
     remaining = await sync_to_async(rate_limit_take)(user=user)
-    model = await sync_to_async(choose_model)(user=user, ref=model_ref)
+    model = await sync_to_async(choose_model)(user=user, ref=ref)
     parts = split_prompt(text, _prompt_budget(model))
     codes: list[str] = []
     answered_by = model.ref
@@ -201,7 +242,11 @@ async def codegen_generate(*, user: AbstractBaseUser, prompt: object, model_ref:
     code = "\n\n".join(c.strip("\n") for c in codes) + "\n"
     screening = await sync_to_async(screen_code)(code)
     if not screening.passed:
-        raise CodeRejected("The generated code was rejected by the screener: " + _blocking(screening), screening)
+        raise CodeRejected(
+            f"The code {answered_by} wrote was rejected by the screener: " + _blocking(screening),
+            screening,
+            answered_by,
+        )
     return Generated(code, screening, answered_by, time.monotonic() - started, remaining, len(parts))
 
 
@@ -237,21 +282,11 @@ class CompletionServiceClient:
 
 
 def parse_spec(raw: object) -> dict[str, Any]:
-    """An OpenAPI document given as an object, JSON text or YAML text."""
-    document = raw
-    if isinstance(raw, str):
-        try:
-            document = json.loads(raw)
-        except ValueError:
-            try:
-                document = yaml.safe_load(raw)
-            except yaml.YAMLError as exc:
-                raise CodegenError(f"The spec is neither JSON nor YAML: {str(exc).splitlines()[0]}") from None
-    if not isinstance(document, dict) or not ("openapi" in document or "swagger" in document):
-        raise CodegenError("The spec is not an OpenAPI document (no 'openapi' or 'swagger' field).")
-    if not isinstance(document.get("paths"), dict) or not document["paths"]:
-        raise CodegenError("The OpenAPI document has no paths to test.")
-    return document
+    """An OpenAPI document given as an object, JSON text or YAML text (limits and loader: codegen/specs.py)."""
+    try:
+        return spec_parse(text=spec_text_of(raw=raw))
+    except SpecError as exc:
+        raise CodegenError(exc.message) from None
 
 
 HTTP_METHODS = ("get", "post", "put", "patch", "delete", "head", "options")
@@ -341,11 +376,12 @@ def validate_test_module(code: str) -> ScreenResult:
 def codegen_run_create(
     *, owner: AbstractBaseUser, spec: object, max_tests_per_endpoint: int = 3, model_ref: str | None = None
 ) -> CodegenRun:
-    document = parse_spec(spec)
+    text = spec_text_of(raw=spec)
+    document = spec_parse(text=text)
     model = choose_model(user=owner, ref=model_ref, named=False) if model_ref else None
     run = CodegenRun.objects.create(
         owner=owner,
-        spec=document,
+        spec=text,  # as sent: parsed again when the run starts, never stored expanded
         title=str((document.get("info") or {}).get("title") or "API")[:200],
         options={"max_tests_per_endpoint": max_tests_per_endpoint},
         model=model,
@@ -367,9 +403,10 @@ def codegen_run_execute(*, run_id: int, client: CodeModelClient | None = None) -
     with observability.span("codegen.run", run_id=run.pk, user_id=run.owner_id) as current:
         run.trace_id = observability.trace_id_of(current)
         try:
-            run.plan = plan_from_spec(run.spec)
+            document = spec_parse(text=run.spec)
+            run.plan = plan_from_spec(document)
             prompt = render_tests_prompt(
-                spec=run.spec, plan=run.plan, max_tests=int(run.options.get("max_tests_per_endpoint", 3))
+                spec=document, plan=run.plan, max_tests=int(run.options.get("max_tests_per_endpoint", 3))
             )
             if client is None:
                 model = run.model or choose_model(user=run.owner, ref=None)
@@ -382,7 +419,7 @@ def codegen_run_execute(*, run_id: int, client: CodeModelClient | None = None) -
             run.artifact = code
             run.answered_by = getattr(client, "answered_by", "")
             run.status = RunStatus.FINISHED
-        except CodegenError as exc:
+        except (CodegenError, SpecError) as exc:
             run.status, run.error = RunStatus.FAILED, exc.message
         run.finished_at = timezone.now()
         run.save()

@@ -46,7 +46,7 @@ async def generate(request: HttpRequest) -> JsonResponse:
     if not isinstance(body, dict):
         return _detail('The body must be a JSON object: {"prompt": "...", "model": "..."}.', 400)
     started = time.monotonic()
-    outcome = "ok"
+    failure: ServiceError | None = None
     with observability.span("codegen.generate", user_id=user.pk) as current:
         trace_id = observability.trace_id_of(current)
         try:
@@ -64,26 +64,27 @@ async def generate(request: HttpRequest) -> JsonResponse:
                     },
                 }
             )
+            response["X-Orchestrator-Model"] = generated.model
         except services.RateLimited as exc:
-            outcome = "rate_limited"
+            failure = exc
             response = _detail(exc.message, 429, trace_id=trace_id)
             response["Retry-After"] = str(exc.retry_after)
         except services.CodeRejected as exc:
-            outcome = "rejected"
-            response = _detail(exc.message, 400, validation_results=exc.screening.as_dict(), trace_id=trace_id)
+            failure = exc
+            validation = exc.screening.as_dict()
+            response = _detail(exc.message, 400, validation_results=validation, model=exc.model, trace_id=trace_id)
+            response["X-Orchestrator-Model"] = exc.model
         except ServiceError as exc:
-            outcome = "invalid" if exc.status_code < 500 else "upstream_failed"
+            failure = exc
             response = _detail(exc.message, exc.status_code, trace_id=trace_id)
     elapsed = time.monotonic() - started
-    observability.CODEGEN_REQUESTS.labels(outcome).inc()
-    observability.CODEGEN_LATENCY.observe(elapsed)
     prompt = body.get("prompt") if isinstance(body.get("prompt"), str) else ""
     observability.log.info(
         "codegen.generate",
         trace_id=trace_id,
         user_id=user.pk,
-        model=body.get("model"),
-        outcome=outcome,
+        model=body.get("model") if isinstance(body.get("model"), str) else None,
+        outcome=services.codegen_outcome(failure),
         latency_ms=int(elapsed * 1000),
         **observability.prompt_fingerprint(prompt),
     )
@@ -105,7 +106,7 @@ def _page(request: HttpRequest, **context: object) -> HttpResponse:
 
 
 def _runs_context(request: HttpRequest) -> dict[str, object]:
-    runs = list(CodegenRun.objects.filter(owner=request.user)[:20])
+    runs = list(CodegenRun.objects.filter(owner=request.user).defer("spec")[:20])
     return {"runs": runs, "runs_busy": any(r.status in (RunStatus.QUEUED, RunStatus.RUNNING) for r in runs)}
 
 
@@ -133,7 +134,7 @@ async def page_generate(request: HttpRequest) -> HttpResponse:
             latency=round(generated.latency_seconds, 2),
         )
     except services.CodeRejected as exc:
-        context.update(error=exc.message, screening=exc.screening)
+        context.update(error=exc.message, screening=exc.screening, answered_by=exc.model)
     except ServiceError as exc:
         context.update(error=exc.message)
     return await sync_to_async(_page)(request, **context)

@@ -7,6 +7,7 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 
+from core.access import metrics_refusal
 from models_mgmt.services import model_list_with_status
 from orchestrator.celery import app as celery_app
 from orchestrator.observability import MODEL_STATUS, metrics_exposition
@@ -51,6 +52,8 @@ def readyz(request: HttpRequest) -> JsonResponse:
 @never_cache
 def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus exposition. Model statuses are read at scrape time (cached, one question per server)."""
+    if (refusal := metrics_refusal(request)) is not None:
+        return refusal
     MODEL_STATUS.clear()
     # As an anonymous caller sees them: instance-wide models only, never a user's private ones.
     for status in model_list_with_status():

@@ -1,15 +1,16 @@
 """Wires every app's Router into one API; nothing else lives here."""
 
 from django.http import HttpRequest, HttpResponse
-from ninja import NinjaAPI
 
 from apikeys.api import router as keys_router
 from codegen.api import router as codegen_router
 from completions.api import router as completions_router
+from core.access import docs_guard
 from models_mgmt.api import router as models_router
 from orchestrator.errors import ServiceError
+from orchestrator.openapi import DocumentedErrorsAPI
 
-api = NinjaAPI(title="AI Orchestrator", version="1", urls_namespace="api")
+api = DocumentedErrorsAPI(title="AI Orchestrator", version="1", urls_namespace="api", docs_decorator=docs_guard)
 api.add_router("/models", models_router)
 api.add_router("/keys", keys_router)
 api.add_router("/completions", completions_router)

@@ -119,7 +119,9 @@ def current_trace_id() -> str:
 
 def prompt_fingerprint(text: str) -> dict[str, object]:
     """What a log may say about a prompt: its length and a hash, never the words."""
-    return {"prompt_chars": len(text), "prompt_sha256": hashlib.sha256(text.encode()).hexdigest()[:16]}
+    # surrogatepass: a prompt with a lone surrogate (refused as input) must still be loggable.
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return {"prompt_chars": len(text), "prompt_sha256": digest}
 
 
 def setup_logging(level: str = "INFO") -> None:

@@ -4,6 +4,7 @@ with nothing else installed (SQLite, local-memory cache, a file-system Celery br
 import base64
 import secrets
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -51,6 +52,7 @@ INSTALLED_APPS = [
     "gateway",
     "chat",
     "codegen",
+    "axes",  # login throttling; kept last so its admin sits beside the app's own
 ]
 
 MIDDLEWARE = [
@@ -65,6 +67,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "core.middleware.ContentSecurityPolicyMiddleware",
+    # Last, as django-axes asks: it turns its lockout exception into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "orchestrator.urls"
@@ -221,3 +225,45 @@ LOGGING = {
 CODEGEN_SANDBOX_ENV = Path(env.str("CODEGEN_SANDBOX_ENV", default=str(VAR_DIR / "sandbox-env")))
 CODEGEN_SANDBOX_REQUIREMENTS = BASE_DIR / "requirements-sandbox.txt"
 CODEGEN_SANDBOX_WALL_SECONDS = env.float("CODEGEN_SANDBOX_WALL_SECONDS", default=120.0)
+
+# --- Login throttling and deployment (issue 10) ------------------------------------------------------------
+# django-axes counts failed logins per username+IP, for the app's login and the admin's alike (both go
+# through authenticate()). Staff unlock in the admin (Axes > Access attempts: delete the row) or with
+# `manage.py axes_reset_username <name>`.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)
+LOGIN_LOCKOUT_MINUTES = env.int("LOGIN_LOCKOUT_MINUTES", default=15)
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# A locked-out client that keeps guessing does not extend its own lockout: the limit is the point, and a
+# user who mistyped once more should not have to wait again from zero.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_VERBOSE = False
+# Axes says "running database handler" at INFO on every failed login; its warnings (masked) are enough.
+LOGGING["loggers"]["axes"] = {"level": "WARNING"}
+
+# Behind a TLS-terminating proxy (all off by default, for a laptop; README "Production" has the .env):
+# SECURE_PROXY_SSL_HEADER trusts the proxy's X-Forwarded-Proto, so set it only when a proxy strips that
+# header from clients.
+BEHIND_TLS_PROXY = env.bool("BEHIND_TLS_PROXY", default=False)
+if BEHIND_TLS_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+# /healthz and /readyz answer plain HTTP: supervisors and load balancers probe them from inside.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
+# METRICS_TOKEN: /metrics then wants "Authorization: Bearer <token>"; METRICS_ALLOWED_IPS: or comes from these.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])
+# The API's docs and OpenAPI document are public by default (a laptop); true: logged-in users only.
+API_DOCS_LOGIN_REQUIRED = env.bool("API_DOCS_LOGIN_REQUIRED", default=False)
+# Test-generation specs: the biggest document accepted, and how deep JSON or YAML may nest.
+CODEGEN_SPEC_MAX_BYTES = env.int("CODEGEN_SPEC_MAX_BYTES", default=1_000_000)
+CODEGEN_SPEC_MAX_DEPTH = env.int("CODEGEN_SPEC_MAX_DEPTH", default=64)

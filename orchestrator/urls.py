@@ -8,6 +8,10 @@ from codegen import views as codegen_views
 from core import views as core_views
 from orchestrator.api import api
 
+# Under /api/ a 404 or 500 answers JSON like the rest of the API; pages keep Django's own pages.
+handler404 = "core.access.not_found"
+handler500 = "core.access.failed"
+
 urlpatterns = [
     path("", chat_views.chat_home, name="home"),
     path("chat/", include("chat.urls")),

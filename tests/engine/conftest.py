@@ -1,5 +1,5 @@
 """A real inference engine for the tests: llama.cpp, through llama-cpp-python's OpenAI-compatible server,
-serving a tiny random-weight model that ../shared/tools/make_tiny_gguf.py writes. One server for the whole
+serving a tiny random-weight model that tests/engine/tiny_gguf.py writes. One server for the whole
 session (loading the model takes about a second); `make test` installs the engine (requirements-engine.txt)."""
 
 from __future__ import annotations
@@ -7,7 +7,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -17,9 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.processes import BASE_DIR, ManagedProcess
+from tests.processes import ManagedProcess
 
-MAKE_TINY_GGUF = BASE_DIR.parent / "shared" / "tools" / "make_tiny_gguf.py"
 MODEL_ALIAS = "tiny"
 CONTEXT = 512
 READY_LINE = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
@@ -47,16 +45,13 @@ def _require_engine() -> None:
         pytest.fail(f"{', '.join(missing)} not importable: {INSTALL_HINT}", pytrace=False)
     if importlib.util.find_spec("llama_cpp.server") is None or importlib.util.find_spec("fastapi") is None:
         pytest.fail(f"llama-cpp-python is installed without its [server] extra: {INSTALL_HINT}", pytrace=False)
-    if not MAKE_TINY_GGUF.is_file():
-        pytest.fail(f"{MAKE_TINY_GGUF} is missing: the engine tests need the shared tools beside the repo")
 
 
 def _write_tiny_model(directory: Path) -> Path:
-    path = directory / "tiny.gguf"
-    done = subprocess.run([sys.executable, str(MAKE_TINY_GGUF), str(path)], capture_output=True, text=True, timeout=120)
-    if done.returncode != 0 or not path.is_file():
-        pytest.fail(f"make_tiny_gguf.py failed ({done.returncode}):\n{done.stdout}\n{done.stderr}", pytrace=False)
-    return path
+    # Imported here, after _require_engine: without gguf installed the failure names the install step.
+    from tests.engine.tiny_gguf import write_tiny_model
+
+    return write_tiny_model(directory / "tiny.gguf")
 
 
 def _wait_for_model_list(url: str, process: ManagedProcess) -> None:

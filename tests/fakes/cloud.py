@@ -46,6 +46,7 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 from .base import FakeRequest, FakeResponse, FakeServer, Route, raw_response, sse_response
+from .code_mode import code_answer
 
 
 class Fault(StrEnum):
@@ -187,6 +188,7 @@ class CloudFake(FakeServer, ABC):
         self.models: list[str] = list(self.default_models if models is None else models)
         self.context_limit: int | None = None  # prompts with more words get a real context-length error
         self.chunk_delay: float = 0.0  # seconds between streamed events
+        self.code_mode = False  # answer requests for code with code (tests/fakes/code_mode.py) instead of the echo
         self.hold_seconds: float = 30.0  # how long "timeout"/"stall" keep a connection silent
         self._cond = threading.Condition()  # guards the fault queue and the chat counters
         self._faults: list[QueuedFault] = []
@@ -309,8 +311,9 @@ class CloudFake(FakeServer, ABC):
             self._cond.wait_for(lambda: self.stopping.is_set() or self._release != release, self.hold_seconds)
 
     def _reply(self, model: str, given: ChatInput) -> Reply:
+        answer = code_answer(system=" ".join(given.texts[:-1]), prompt=given.last_user) if self.code_mode else None
         # Words keep the white space before them, so line breaks (code in a prompt) survive the echo.
-        words = re.findall(r"\s*\S+", f"Echo from {model}: {given.last_user}")
+        words = re.findall(r"\s*\S+", answer or f"Echo from {model}: {given.last_user}")
         truncated = given.max_tokens is not None and given.max_tokens < len(words)
         words = words[: given.max_tokens] if truncated else words
         prompt_tokens = sum(len(t.split()) for t in given.texts)

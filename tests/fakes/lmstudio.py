@@ -24,6 +24,7 @@ from .base import (
     raw_response,
     sse_response,
 )
+from .code_mode import code_answer
 
 DEFAULT_PORT = 1234
 DEFAULT_CONTEXT = 4096  # what LM Studio uses when a load does not ask for a context length
@@ -144,6 +145,7 @@ class FakeLMStudio(FakeServer):
         self.load_delay: float = 0.0
         self.malformed = False
         self.stream_chunk_delay: float = 0.0
+        self.code_mode = False  # answer requests for code with code (tests/fakes/code_mode.py) instead of the echo
         self.stream_cut_after: int | None = None
         self.loads_started = 0
         self._cond = threading.Condition()  # guards models' instances, failures and counters
@@ -395,8 +397,10 @@ class FakeLMStudio(FakeServer):
 
         messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
         last_user = next((_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), "")
+        others = " ".join(_text(m.get("content")) for m in messages if m.get("role") != "user")
+        answer = code_answer(system=others, prompt=last_user) if self.code_mode else None
         # Each piece keeps the white space before it, so line breaks (code in a prompt) survive the echo.
-        words = re.findall(r"\s*\S+", f"Echo: {last_user}")
+        words = re.findall(r"\s*\S+", answer or f"Echo: {last_user}")
         limit = body.get("max_tokens") or body.get("max_completion_tokens")
         finish = "stop"
         if isinstance(limit, int) and 0 < limit < len(words):
@@ -458,6 +462,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Fake LM Studio ({args.api}) listening on {fake.url} — Ctrl-C to stop", flush=True)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())  # `kill` stops it as cleanly as Ctrl-C
+    # Started from a shell that ignores SIGINT (a background job, nohup, some CI runners), Python inherits
+    # the ignore and Ctrl-C would do nothing.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         done.wait()
     except KeyboardInterrupt:

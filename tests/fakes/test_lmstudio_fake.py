@@ -167,7 +167,9 @@ def test_stop_is_prompt_with_a_held_load() -> None:
         httpx.get(f"{fake.url}/lmstudio-greeting")
 
 
-def test_cli_serves_and_exits_cleanly_on_ctrl_c() -> None:
+@pytest.mark.parametrize("inherited", [signal.SIG_DFL, signal.SIG_IGN], ids=["sigint-default", "sigint-ignored"])
+def test_cli_serves_and_exits_cleanly_on_ctrl_c(inherited: signal.Handlers) -> None:
+    # SIG_IGN: started as a background job or under nohup, the emulator must still stop on Ctrl-C.
     root = Path(__file__).resolve().parents[2]
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.fakes.lmstudio", "--port", "0", "--models", "3"],
@@ -175,6 +177,7 @@ def test_cli_serves_and_exits_cleanly_on_ctrl_c() -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, inherited),
     )
     try:
         assert proc.stdout is not None
