@@ -453,17 +453,18 @@ def model_failures_reset(*, user: AbstractBaseUser | None = None) -> int:
     """Forget the failures, cooldowns and failed loads the caller may see, the refusals of their keys, and
     the cached answers of those servers. Staff (or no user: a management task) reset the instance-wide
     models and shared keys too; anyone else resets only their own models and keys."""
-    failing = Q(failure_count__gt=0) | Q(cooldown_until__isnull=False) | Q(load_state=LoadState.FAILED)
-    if user is None or user.is_staff:
-        scope, keys = AIModel.objects.all() if user is None else models_visible(user=user), ApiKey.objects.none()
-        if user is not None:
-            keys = ApiKey.objects.filter(Q(owner__isnull=True) | Q(owner=user))
-        providers = Provider.objects.all() if user is None else providers_visible(user=user)
+    if user is None:
+        models, keys, providers = AIModel.objects.all(), ApiKey.objects.all(), Provider.objects.all()
+    elif user.is_staff:
+        models = AIModel.objects.filter(models_visible_q(user))
+        keys = ApiKey.objects.filter(Q(owner__isnull=True) | Q(owner=user))
+        providers = providers_visible(user=user)
     else:
-        scope = AIModel.objects.filter(owner=user)
+        models = AIModel.objects.filter(Q(owner=user) | Q(provider__owner=user))
         keys = ApiKey.objects.filter(owner=user)
         providers = Provider.objects.filter(owner=user)
-    count = scope.filter(failing).update(
+    failing = Q(failure_count__gt=0) | Q(cooldown_until__isnull=False) | Q(load_state=LoadState.FAILED)
+    count = models.filter(failing).update(
         failure_count=0,
         cooldown_until=None,
         last_error="",

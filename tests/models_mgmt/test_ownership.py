@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
+from django.urls import reverse
 
 from apikeys.services import apikey_create, apikey_test
 from chat.services import chat_model_statuses
@@ -85,6 +86,15 @@ def test_the_models_page_shows_own_servers_under_their_own_heading(
     assert mine.index("Your own servers and models") < mine.index(PRIVATE_MODEL)
     theirs = bob_web.get("/models/").content.decode()
     assert PRIVATE_MODEL not in theirs and "Your own servers" not in theirs
+
+
+def test_the_chat_picker_shows_own_servers_under_their_own_heading(
+    home: FakeOpenAI, alice_web: Client, bob_web: Client
+) -> None:
+    mine = alice_web.get(reverse("chat-models")).content.decode()
+    assert '<optgroup label="Your own servers">' in mine
+    assert mine.index('<optgroup label="Your own servers">') < mine.index(PRIVATE_MODEL)
+    assert PRIVATE_MODEL not in bob_web.get(reverse("chat-models")).content.decode()
 
 
 def test_a_users_key_test_lists_models_for_that_user_only(alice: User, bob: User, charlie: User) -> None:
