@@ -24,6 +24,7 @@ from completions.services import UNAVAILABLE_CODES, CompletionResult, completion
 from models_mgmt.models import AIModel
 from models_mgmt.services import ModelNotFound, Status, model_get, model_list_with_status, model_resolve
 from orchestrator import observability
+from orchestrator.celery import app as celery_app
 from orchestrator.errors import ServiceError
 from providers.adapters import ChatParams
 
@@ -373,6 +374,9 @@ def validate_test_module(code: str) -> ScreenResult:
     return screening
 
 
+RUN_TASK = "codegen.run"
+
+
 def codegen_run_create(
     *, owner: AbstractBaseUser, spec: object, max_tests_per_endpoint: int = 3, model_ref: str | None = None
 ) -> CodegenRun:
@@ -386,9 +390,8 @@ def codegen_run_create(
         options={"max_tests_per_endpoint": max_tests_per_endpoint},
         model=model,
     )
-    from codegen.tasks import codegen_run_task
-
-    codegen_run_task.delay(run.pk)
+    # By name: the task module imports this one (registered in CodegenConfig.ready).
+    celery_app.tasks[RUN_TASK].delay(run.pk)
     return run
 
 

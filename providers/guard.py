@@ -30,7 +30,7 @@ import time
 import unicodedata
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import anyio
@@ -525,6 +525,27 @@ def _install_pool(transport: httpx.HTTPTransport | httpx.AsyncHTTPTransport, poo
     setattr(transport, _POOL_ATTRIBUTE, pool)
 
 
+def _guarded(
+    transport_class: type[httpx.HTTPTransport] | type[httpx.AsyncHTTPTransport],
+    pool_class: type[httpcore.ConnectionPool] | type[httpcore.AsyncConnectionPool],
+    backend: httpcore.NetworkBackend | httpcore.AsyncNetworkBackend,
+    verify: ssl.SSLContext | bool,
+    limits: httpx.Limits | None,
+) -> httpx.HTTPTransport | httpx.AsyncHTTPTransport:
+    limits = limits or httpx.Limits()
+    ssl_context = httpx.create_ssl_context(verify=verify, trust_env=False)
+    transport = transport_class(verify=ssl_context, trust_env=False, limits=limits)
+    pool = pool_class(
+        ssl_context=ssl_context,
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+        keepalive_expiry=limits.keepalive_expiry,
+        network_backend=backend,
+    )
+    _install_pool(transport, pool, pool_class)
+    return transport
+
+
 def guarded_transport(
     *,
     verify: ssl.SSLContext | bool = True,
@@ -533,17 +554,8 @@ def guarded_transport(
 ) -> httpx.HTTPTransport:
     """An httpx transport whose every connection goes through the guard. No proxy, environment proxies included
     (trust_env is off). Pass ``limits`` here: an httpx.Client given a transport ignores its own ``limits``."""
-    limits = limits or httpx.Limits()
-    ssl_context = httpx.create_ssl_context(verify=verify, trust_env=False)
-    transport = _GuardedHTTPTransport(verify=ssl_context, trust_env=False, limits=limits)
-    pool = httpcore.ConnectionPool(
-        ssl_context=ssl_context,
-        max_connections=limits.max_connections,
-        max_keepalive_connections=limits.max_keepalive_connections,
-        keepalive_expiry=limits.keepalive_expiry,
-        network_backend=GuardedSyncBackend(resolver),
-    )
-    _install_pool(transport, pool, httpcore.ConnectionPool)
+    transport = _guarded(_GuardedHTTPTransport, httpcore.ConnectionPool, GuardedSyncBackend(resolver), verify, limits)
+    assert isinstance(transport, httpx.HTTPTransport)
     return transport
 
 
@@ -554,15 +566,7 @@ def guarded_async_transport(
     resolver: AsyncResolver | None = None,
 ) -> httpx.AsyncHTTPTransport:
     """The asyncio counterpart of guarded_transport, for httpx.AsyncClient."""
-    limits = limits or httpx.Limits()
-    ssl_context = httpx.create_ssl_context(verify=verify, trust_env=False)
-    transport = _GuardedAsyncHTTPTransport(verify=ssl_context, trust_env=False, limits=limits)
-    pool = httpcore.AsyncConnectionPool(
-        ssl_context=ssl_context,
-        max_connections=limits.max_connections,
-        max_keepalive_connections=limits.max_keepalive_connections,
-        keepalive_expiry=limits.keepalive_expiry,
-        network_backend=GuardedAsyncBackend(resolver),
+    transport = _guarded(
+        _GuardedAsyncHTTPTransport, httpcore.AsyncConnectionPool, GuardedAsyncBackend(resolver), verify, limits
     )
-    _install_pool(transport, pool, httpcore.AsyncConnectionPool)
-    return transport
+    return cast(httpx.AsyncHTTPTransport, transport)
