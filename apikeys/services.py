@@ -78,10 +78,13 @@ def _private_server(user: AbstractBaseUser, base_url: str, label: str, shared: b
     if owner is not None and not user.is_staff:
         parts = urlsplit(base_url)
         try:
-            # Said now, so the user learns at once; the guard checks again at every connection.
+            # Said now, so the user learns at once; the guard checks again at every connection, which is
+            # what protects. A name that does not resolve yet (a VPN not up) is left to that check.
             guard.check_host(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
-        except guard.GuardError as exc:
+        except guard.AddressRefused as exc:
             raise ApiKeyError(f"The base URL is refused: {exc.message}") from None
+        except guard.GuardError:
+            pass
     existing = Provider.objects.filter(kind=ProviderKind.OPENAI_COMPATIBLE, base_url=base_url, owner=owner).first()
     if existing is not None:
         return existing

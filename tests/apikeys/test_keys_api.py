@@ -113,3 +113,10 @@ def test_shared_keys_are_for_staff_to_manage(alice_api: Client, bob_api: Client)
 
 def test_keys_api_needs_auth(client: Client) -> None:
     assert client.get("/api/keys").status_code == 401
+
+
+def test_a_label_with_a_lone_surrogate_is_400(alice_api: Client) -> None:
+    body = '{"provider": "openai", "key": "' + SECRET + '", "label": "work \\ud800"}'
+    response = alice_api.post("/api/keys", body, content_type="application/json")
+    assert response.status_code == 400 and "cannot be stored" in response.json()["detail"]
+    assert not ApiKey.objects.exists()

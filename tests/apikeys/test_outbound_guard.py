@@ -86,3 +86,10 @@ def test_an_allowlisted_home_server_works(internal: FakeOpenAI, alice: User, set
     created = add(token_client(alice), f"{internal.url}/v1")
     assert created.status_code == 201 and created.json()["provider_private"]
     assert apikey_test(user=alice, key_id=created.json()["id"]).ok
+
+
+def test_a_name_that_does_not_resolve_yet_is_stored_and_checked_at_connection(alice: User) -> None:
+    created = add(token_client(alice), "http://no-such-host.invalid/v1")
+    assert created.status_code == 201
+    result = apikey_test(user=alice, key_id=created.json()["id"])
+    assert not result.ok and "could not be resolved" in result.detail

@@ -210,3 +210,18 @@ def test_openapi_document_and_docs(client: Client) -> None:
     for path in ("/api/models", "/api/models/{ref}/load", "/api/models/{ref}/wait", "/api/models/sync"):
         assert path in paths, path
     assert client.get("/api/docs").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("get", "/api/models/%C2%B2/status"),
+        ("post", "/api/models/%C2%B2/load"),
+        ("get", "/api/models/%C2%B2/alternative"),
+        ("post", "/api/models/%C2%B2/wait"),
+        ("get", "/api/models/%D9%A3/status"),  # an Arabic-Indic digit: isdigit() but not an id
+    ],
+)
+def test_a_ref_of_unicode_digits_is_a_clear_404(alice_api: Client, method: str, path: str) -> None:
+    response = getattr(alice_api, method)(path)
+    assert response.status_code == 404 and "No model" in response.json()["detail"]
