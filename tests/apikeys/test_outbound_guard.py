@@ -92,4 +92,4 @@ def test_a_name_that_does_not_resolve_yet_is_stored_and_checked_at_connection(al
     created = add(token_client(alice), "http://no-such-host.invalid/v1")
     assert created.status_code == 201
     result = apikey_test(user=alice, key_id=created.json()["id"])
-    assert not result.ok and "could not be resolved" in result.detail
+    assert not result.ok and "cannot connect to http://no-such-host.invalid/v1" in result.detail
