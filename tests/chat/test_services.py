@@ -125,7 +125,10 @@ def test_without_auto_fallback_the_error_is_kept_and_an_alternative_offered(
     suggestion = services.chat_alternative(message=answer, user=alice)
     assert suggestion is not None and suggestion.model == discovered[QWEN]
     retried = services.chat_regenerate(conversation=conversation, model_id=suggestion.model.pk)
-    assert not Message.objects.filter(pk=answer.pk).exists()
+    # The failed answer stays, as version 1 of 2; the retry is the one on screen.
+    assert Message.objects.get(pk=answer.pk).status == MessageStatus.ERROR
+    shown = services.chat_branch(conversation=conversation)[-1]
+    assert (shown.message.pk, shown.index, shown.count, shown.previous_id) == (retried.pk, 2, 2, answer.pk)
     run_stream(retried, alice)
     retried.refresh_from_db()
     assert retried.content == "Echo: hi" and retried.answered_by == discovered[QWEN]

@@ -75,7 +75,7 @@ def test_send_returns_the_question_and_a_streaming_answer(
     answer = Message.objects.get(role="assistant")
     assert response.status_code == 200 and "hello &lt;b&gt;there&lt;/b&gt;" in html
     assert f'sse-connect="/chat/messages/{answer.pk}/stream/"' in html and 'sse-close="end"' in html
-    assert f'hx-post="/chat/messages/{answer.pk}/stop/"' in html
+    assert f'data-stop-url="/chat/messages/{answer.pk}/stop/"' in html
 
 
 def test_send_errors_go_to_the_composer(alice_web: Client, conversation: Conversation) -> None:
@@ -145,14 +145,19 @@ def test_rename_settings_delete(alice_web: Client, conversation: Conversation) -
     assert response.status_code == 302 and not Conversation.objects.filter(pk=pk).exists()
 
 
-def test_regenerate_replaces_the_last_answer(
+def test_regenerate_adds_a_version_and_redraws_the_thread(
     alice: object, alice_web: Client, conversation: Conversation, discovered: dict
 ) -> None:
     _, answer = services.chat_send(conversation=conversation, content="hi", model_id=discovered[QWEN].pk)
     Message.objects.filter(pk=answer.pk).update(status=MessageStatus.COMPLETE, content="old")
-    response = alice_web.post(f"/chat/{conversation.pk}/regenerate/", headers=HTMX)
-    assert response.status_code == 204 and response["HX-Redirect"] == f"/chat/{conversation.pk}/"
-    assert list(Message.objects.filter(role="assistant").values_list("status", flat=True)) == ["pending"]
+    response = alice_web.post(f"/chat/{conversation.pk}/regenerate/", {"message": answer.pk}, headers=HTMX)
+    html = response.content.decode()
+    assert response.status_code == 200 and response["HX-Retarget"] == "#thread"
+    assert list(Message.objects.filter(role="assistant").values_list("status", flat=True)) == ["complete", "pending"]
+    assert "sse-connect" in html and "old" not in html
+    Message.objects.filter(status=MessageStatus.PENDING).update(status=MessageStatus.COMPLETE, content="new")
+    page = alice_web.get(f"/chat/{conversation.pk}/").content.decode()
+    assert '<span class="version-count">2/2</span>' in page and "new" in page and "old" not in page
 
 
 def test_finished_conversation_shows_model_latency_tokens_and_markdown(
@@ -184,4 +189,4 @@ def test_regenerate_with_the_model_chosen_in_the_picker(
     assert 'hx-include="#model-select"' in html
     gemma = discovered["google/gemma-3-4b"]
     alice_web.post(f"/chat/{conversation.pk}/regenerate/", {"model": gemma.pk}, headers=HTMX)
-    assert Message.objects.get(role="assistant").requested_model == gemma
+    assert Message.objects.filter(role="assistant").last().requested_model == gemma
