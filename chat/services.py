@@ -45,6 +45,8 @@ SNIPPET_CHARS = 60
 EXPORT_FORMAT = "ai-orchestrator-conversation"
 EXPORT_VERSION = 1
 MAX_IMPORT_MESSAGES = 5_000
+TITLE_MAX_TOKENS = 16
+TITLE_TIMEOUT_SECONDS = 8.0
 TITLE_PROMPT = (
     "Give the conversation below a title of at most six words. Answer with the title only: plain text, "
     "no quotes, no Markdown, no full stop."
@@ -772,9 +774,15 @@ async def chat_autotitle(*, message_id: int, user: AbstractBaseUser) -> str | No
     if request is None:
         return None
     conversation, model, messages = request
-    result = await completion_collect(
-        user=user, model=model, messages=messages, params=ChatParams(max_tokens=24, temperature=0.2), fallback=False
-    )
+    params = ChatParams(max_tokens=TITLE_MAX_TOKENS, temperature=0.2)
+    try:
+        # Bounded: the page waits for it before the answer is final, and a title is not worth a long wait.
+        result = await asyncio.wait_for(
+            completion_collect(user=user, model=model, messages=messages, params=params, fallback=False),
+            timeout=TITLE_TIMEOUT_SECONDS,
+        )
+    except TimeoutError:
+        return None
     title = plain_title(result.text or "") if not result.error else ""
     if not title:
         return None

@@ -43,7 +43,9 @@ def _items(request: HttpRequest, conversation: Conversation | None) -> list[dict
     return [_message_context(item.message, request.user, item) for item in branch]
 
 
-def _page(request: HttpRequest, conversation: Conversation | None, *, status: int = 200) -> HttpResponse:
+def _page(
+    request: HttpRequest, conversation: Conversation | None, *, status: int = 200, settings_error: str = ""
+) -> HttpResponse:
     if conversation is not None:
         model_id = conversation.model_id
     else:
@@ -54,9 +56,30 @@ def _page(request: HttpRequest, conversation: Conversation | None, *, status: in
         "conversations": services.conversation_list(owner=request.user),
         "items": _items(request, conversation),
         "max_answer_tokens": services.MAX_ANSWER_TOKENS,
+        "settings_error": settings_error,
+        "settings": _settings_values(request, conversation, refused=bool(settings_error)),
         **_picker_context(request, model_id),
     }
     return render(request, "chat/chat.html", context, status=status)
+
+
+def _settings_values(request: HttpRequest, conversation: Conversation | None, *, refused: bool) -> dict[str, object]:
+    """What the Settings form shows: after a refusal, what the user typed (nothing typed is lost)."""
+    if refused:
+        return {
+            "system_prompt": request.POST.get("system_prompt", ""),
+            "temperature": request.POST.get("temperature", ""),
+            "max_tokens": request.POST.get("max_tokens", ""),
+            "auto_fallback": request.POST.get("auto_fallback") == "1",
+        }
+    if conversation is None:
+        return {}
+    return {
+        "system_prompt": conversation.system_prompt,
+        "temperature": "" if conversation.temperature is None else conversation.temperature,
+        "max_tokens": "" if conversation.max_tokens is None else conversation.max_tokens,
+        "auto_fallback": conversation.auto_fallback,
+    }
 
 
 def _thread(request: HttpRequest, conversation: Conversation) -> HttpResponse:
@@ -266,7 +289,9 @@ def conversation_settings(request: HttpRequest, pk: int) -> HttpResponse:
             max_tokens=request.POST.get("max_tokens"),
         )
     except services.ChatError as exc:
-        return _error(request, exc.message, target="#settings-error")
+        if request.htmx:
+            return _error(request, exc.message, target="#settings-error")
+        return _page(request, conversation, status=400, settings_error=exc.message)
     return _go(request, conversation)
 
 

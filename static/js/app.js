@@ -33,12 +33,19 @@
     window.htmx.ajax("POST", answer.dataset.stopUrl, { source: answer, swap: "none" });
   }
 
-  // Capture phase, before htmx's own submit handler: a press on Stop must not send the prompt.
+  // A press on Stop must neither send the prompt nor be blocked by the empty, required prompt's
+  // validation (which would swallow the submit event): handled at the click, before any of that.
+  document.addEventListener("click", function (event) {
+    if (event.target.closest("#send") && streaming()) {
+      event.preventDefault();
+      event.stopPropagation();
+      stop();
+    }
+  }, true);
   document.addEventListener("submit", function (event) {
     if (event.target.id === "composer" && streaming()) {
       event.preventDefault();
       event.stopPropagation();
-      stop();
     }
   }, true);
 
@@ -214,14 +221,18 @@
     syncThemeButton();
   });
 
-  // A new title (from the model, after the first answer) shows in the sidebar too.
-  document.addEventListener("htmx:afterSwap", function (event) {
-    if (event.detail.target && event.detail.target.id === "chat-title") {
+  // A new title (from the model, after the first answer, swapped in by the stream) shows in the sidebar
+  // and the tab too. Observed rather than an htmx event: the SSE extension's swaps do not all announce.
+  function followTitle() {
+    var title = document.getElementById("chat-title");
+    if (!title) { return; }
+    new MutationObserver(function () {
+      var text = title.textContent.trim();
       var current = document.querySelector(".conversation.current");
-      if (current) { current.textContent = event.detail.target.textContent; }
-      document.title = event.detail.target.textContent + " · AI Orchestrator";
-    }
-  });
+      if (current && text) { current.textContent = text; }
+      if (text) { document.title = text + " · AI Orchestrator"; }
+    }).observe(title, { childList: true, characterData: true, subtree: true });
+  }
 
   // The thread changes under htmx swaps (some fire their events on nodes already removed), so the
   // composer is re-synced on every change and, as a backstop, a few times a second.
@@ -229,6 +240,7 @@
     var t = thread();
     syncThemeButton();
     syncComposer();
+    followTitle();
     if (t) {
       addCodeCopyButtons(t);
       var target = window.location.hash ? document.getElementById(window.location.hash.slice(1)) : null;

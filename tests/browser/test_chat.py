@@ -66,8 +66,10 @@ def test_send_to_a_loaded_model_streams_the_answer(page: Page, world: dict) -> N
     expect(last_answer(page)).to_contain_text(f"lmstudio/{QWEN}")
     expect(last_answer(page)).to_contain_text("tokens")
     expect(page.locator("#prompt")).to_have_value("")
-    expect(page.locator("#send")).to_be_enabled()
-    expect(page.locator(".conversation.current")).to_have_text("first line")
+    expect(page.locator("#send")).to_have_text("Send")
+    # Auto-title: the model titled the first exchange (the emulator echoes what it was asked).
+    expect(page.locator("#chat-title")).to_have_text("Echo: User: first line")
+    expect(page.locator(".conversation.current")).to_have_text("Echo: User: first line")
     screenshot(page, "chat-desktop")
     page.set_viewport_size({"width": 390, "height": 844})
     expect(page.locator("#composer")).to_be_visible()
@@ -81,13 +83,13 @@ def test_a_not_loaded_model_is_loaded_first_with_progress(page: Page, world: dic
     expect(page.locator("#model-hint")).to_contain_text("loaded before it answers")
     send(page, "hello gemma")
     expect(last_answer(page).locator(".notice-live")).to_contain_text(re.compile(r"Loading Gemma 3 4B… \d+ s"))
-    expect(page.locator("#send")).to_be_disabled()
+    expect(page.locator("#send")).to_have_text("Stop")
     assert world["lmstudio"].wait_for_load_started(1, timeout=30)
     screenshot(page, "chat-loading")
     world["lmstudio"].release_loads()
     expect(last_answer(page)).to_have_attribute("data-status", "complete", timeout=30_000)
     expect(last_answer(page).locator(".body")).to_have_text("Echo: hello gemma")
-    expect(page.locator("#send")).to_be_enabled()
+    expect(page.locator("#send")).to_have_text("Send")
 
 
 def test_a_failing_model_offers_the_alternative_and_auto_fallback_uses_it(page: Page, world: dict) -> None:
@@ -124,8 +126,12 @@ def test_stop_keeps_the_partial_answer(page: Page, world: dict) -> None:
     send(page, "one two three four five six seven eight nine ten")
     answer = last_answer(page)
     expect(answer.locator(".answer-live")).to_contain_text("Echo from")
-    answer.get_by_role("button", name="Stop").click()
+    stop = page.get_by_role("button", name="Stop")  # Send became Stop, and it is the only one
+    expect(stop).to_have_class(re.compile(r"\bstop\b"))
+    screenshot(page, "chat-stop")
+    stop.click()
     expect(answer).to_have_attribute("data-status", "stopped", timeout=15_000)
+    expect(page.locator("#send")).to_have_text("Send")
     text = last_answer(page).locator(".body").inner_text()
     assert text.startswith("Echo from") and "ten" not in text
     page.reload()

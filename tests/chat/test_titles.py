@@ -45,7 +45,7 @@ def test_the_model_titles_the_first_exchange(alice: object, discovered: dict, lm
     title = async_to_sync(services.chat_autotitle)(message_id=answer.pk, user=alice)
     # The emulator echoes the last user message: the exchange it was given to title.
     body = [r.json() for r in lmstudio.requests if r.path == "/v1/chat/completions"][-1]
-    assert body["messages"][0]["content"] == services.TITLE_PROMPT and body["max_tokens"] == 24
+    assert body["messages"][0]["content"] == services.TITLE_PROMPT and body["max_tokens"] == services.TITLE_MAX_TOKENS
     assert body["messages"][1]["content"].startswith("User: **Plans** for *today*\n\nAssistant: Echo:")
     assert title == "Echo: User: Plans for today"  # its first line, Markdown gone
     conversation.refresh_from_db()

@@ -241,6 +241,13 @@ def test_settings_refuse_bad_parameters_with_a_clear_error(alice_web: Client, co
     assert ok.status_code == 302 and (conversation.temperature, conversation.max_tokens) == (0.5, 300)
     html = alice_web.get(f"/chat/{conversation.pk}/").content.decode()
     assert 'name="temperature" inputmode="decimal" value="0.5"' in html
+    # Without htmx the whole page comes back, the form open with what was typed and the reason.
+    page = alice_web.post(
+        f"/chat/{conversation.pk}/settings/", {"system_prompt": "Be terse.", "temperature": "3", "max_tokens": "300"}
+    )
+    html = page.content.decode()
+    assert page.status_code == 400 and "Temperature is a number from 0 to 2" in html
+    assert 'value="3"' in html and ">Be terse.</textarea>" in html and '<details class="popover" open>' in html
 
 
 def test_search_links_to_the_message(alice_web: Client, conversation: Conversation, discovered: dict) -> None:
