@@ -235,6 +235,23 @@ def chat_branch(*, conversation: Conversation) -> list[BranchItem]:
     return items
 
 
+def chat_versions(*, message: Message) -> BranchItem:
+    """Where one message stands among its versions, for a message drawn on its own (a new or final one)."""
+    siblings = list(
+        Message.objects.filter(conversation_id=message.conversation_id, parent_id=message.parent_id)
+        .order_by("created_at", "pk")
+        .values_list("pk", flat=True)
+    )
+    index = siblings.index(message.pk) if message.pk in siblings else 0
+    return BranchItem(
+        message=message,
+        index=index + 1,
+        count=max(len(siblings), 1),
+        previous_id=siblings[index - 1] if index > 0 else None,
+        next_id=siblings[index + 1] if index + 1 < len(siblings) else None,
+    )
+
+
 def _message_in(conversation: Conversation, message_id: int | str | None) -> Message:
     message = conversation.messages.filter(pk=message_id).first() if str(message_id or "").isdigit() else None
     if message is None:

@@ -29,7 +29,7 @@ def _message_context(message: Message, user: object, item: services.BranchItem |
     alternative = None
     if message.role == "assistant" and message.status == MessageStatus.ERROR:
         alternative = services.chat_alternative(message=message, user=user)
-    return {"m": message, "alternative": alternative, "v": item or services.BranchItem(message=message)}
+    return {"m": message, "alternative": alternative, "v": item or services.chat_versions(message=message)}
 
 
 def _picker_context(request: HttpRequest, selected_id: str | int | None) -> dict[str, object]:
