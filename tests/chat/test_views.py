@@ -303,3 +303,13 @@ def test_the_stream_sends_the_models_title_before_the_final_answer(alice: object
     assert "event: title\ndata: Echo: User: hi there\n" in title_event
     conversation.refresh_from_db()
     assert conversation.title == "Echo: User: hi there"
+
+
+def test_an_imported_answer_without_a_known_model_renders(alice: object, alice_web: Client) -> None:
+    raw = (
+        b'{"format": "ai-orchestrator-conversation", "version": 1, "messages": [{"id": 1, "role": "user", '
+        b'"content": "hi"}, {"id": 2, "parent": 1, "role": "assistant", "content": "hello", "status": "complete"}]}'
+    )
+    conversation = services.conversation_import(owner=alice, raw=raw)
+    response = alice_web.get(f"/chat/{conversation.pk}/")
+    assert response.status_code == 200 and "hello" in response.content.decode()
