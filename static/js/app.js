@@ -55,9 +55,8 @@
     var t = thread();
     if (!t || !t.lastElementChild) { return; }
     t.scrollTop = t.scrollHeight;  // desktop: the thread scrolls
-    // Phone: the page scrolls; the composer stays in view below the last message.
-    var rect = t.lastElementChild.getBoundingClientRect();
-    if (rect.bottom > window.innerHeight) { window.scrollBy(0, rect.bottom - window.innerHeight + 140); }
+    // Phone: the page scrolls, and the composer is the last thing on it.
+    window.scrollTo(0, document.documentElement.scrollHeight);
   }
 
   document.addEventListener("keydown", function (event) {
@@ -184,7 +183,7 @@
     if (backdrop) { backdrop.hidden = !open; }
     if (open) {
       var search = document.getElementById("chat-search");
-      if (search) { search.focus(); }
+      if (search) { search.focus({ preventScroll: true }); }
     }
   }
   function closeDrawer() {

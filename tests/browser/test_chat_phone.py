@@ -8,7 +8,7 @@ from playwright.sync_api import Page, expect
 from chat.models import Conversation, Message, MessageRole, MessageStatus
 from models_mgmt.models import AIModel
 from tests.browser.chat import open_chat, world_of
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import ARTIFACTS, screenshot
 from tests.browser.test_models_page import log_in
 from tests.conftest import cloud_provider
 from tests.fakes.lmstudio import FakeLMStudio
@@ -36,6 +36,12 @@ def long_conversation(owner: object, exchanges: int) -> Conversation:
     return conversation
 
 
+def screen(page: Page, name: str) -> None:
+    """What the phone shows, not the whole scrolled page: the point is where it opens."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
 def in_view(page: Page, selector: str) -> bool:
     box = page.locator(selector).bounding_box()
     size = page.viewport_size
@@ -49,6 +55,7 @@ def test_phone_opens_at_the_latest_message_with_the_list_in_a_drawer(
     older = long_conversation(alice, 2)
     conversation = long_conversation(alice, 25)
     page.set_viewport_size(PHONE)
+    page.emulate_media(reduced_motion="reduce")  # the drawer appears at once, for the screenshot
     log_in(page, world["url"], "alice", "alice-password-1", landing=f"/chat/{conversation.pk}/")
     last = conversation.leaf_id
     expect(page.locator(f"#msg-{last}")).to_be_visible()
@@ -57,7 +64,7 @@ def test_phone_opens_at_the_latest_message_with_the_list_in_a_drawer(
     expect(page.locator("#composer")).to_be_in_viewport()
     sidebar = page.locator("#sidebar")
     expect(sidebar).to_be_hidden()
-    screenshot(page, "chat-phone-long")
+    screen(page, "chat-phone-long")
 
     opener = page.get_by_role("button", name="☰ Chats")
     expect(opener).to_have_attribute("aria-expanded", "false")
@@ -65,7 +72,8 @@ def test_phone_opens_at_the_latest_message_with_the_list_in_a_drawer(
     expect(sidebar).to_be_visible()
     expect(opener).to_have_attribute("aria-expanded", "true")
     expect(page.get_by_role("searchbox", name="Search conversations")).to_be_focused()
-    screenshot(page, "chat-phone-drawer")
+    assert in_view(page, f"#msg-{last}"), "opening the drawer keeps the place in the conversation"
+    screen(page, "chat-phone-drawer")
     page.keyboard.press("Escape")
     expect(sidebar).to_be_hidden()
     opener.click()
