@@ -208,7 +208,7 @@
     if (!button) { return; }
     var dark = currentTheme() === "dark";
     button.textContent = dark ? "☀ Light" : "☾ Dark";
-    button.setAttribute("aria-pressed", String(dark));
+    button.setAttribute("aria-pressed", String(dark));  // its name stays "Dark theme"; pressed = on
     button.title = dark ? "Switch to the light theme" : "Switch to the dark theme";
   }
 

@@ -92,7 +92,7 @@ def test_stop_keeps_the_partial_answer(page: Page, world: dict) -> None:
     send(page, "one two three four five six seven eight nine ten")
     answer = last_answer(page)
     expect(answer.locator(".answer-live")).to_contain_text("Echo from")
-    stop = page.get_by_role("button", name="Stop")  # Send became Stop, and it is the only one
+    stop = page.get_by_role("button", name="Stop", exact=True)  # Send became Stop, and it is the only one
     expect(stop).to_have_class(re.compile(r"\bstop\b"))
     screenshot(page, "chat-stop")
     stop.click()

@@ -66,7 +66,7 @@ def test_phone_opens_at_the_latest_message_with_the_list_in_a_drawer(
     expect(sidebar).to_be_hidden()
     screen(page, "chat-phone-long")
 
-    opener = page.get_by_role("button", name="☰ Chats")
+    opener = page.get_by_role("button", name="Conversations")
     expect(opener).to_have_attribute("aria-expanded", "false")
     opener.click()
     expect(sidebar).to_be_visible()
@@ -112,7 +112,7 @@ def test_dark_theme_follows_the_system_and_the_toggle_sticks(page: Page, world: 
     open_chat(page, world)
     dark, light = "rgb(18, 21, 28)", "rgb(247, 248, 250)"
     assert background(page) == dark
-    toggle = page.locator("#theme-toggle")
+    toggle = page.get_by_role("button", name="Dark theme")
     expect(toggle).to_have_text("☀ Light")
     expect(toggle).to_have_attribute("aria-pressed", "true")
     screenshot(page, "chat-dark")

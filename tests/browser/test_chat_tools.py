@@ -88,20 +88,18 @@ def test_export_and_import_round_trip(page: Page, world: dict, tmp_path: Path) -
     last_answer(page).get_by_role("button", name="Regenerate").click()
     expect(last_answer(page).locator(".version-count")).to_have_text("2/2", timeout=15_000)
     done(page)
-    page.locator("summary", has_text="Export").click()
     with page.expect_download() as markdown_download:
-        page.get_by_role("link", name=re.compile("Markdown")).click()
+        page.get_by_role("link", name="Export as Markdown").click()
     markdown = Path(markdown_download.value.path()).read_text()
     assert "## You" in markdown and "round trip" in markdown and "(version 2 of 2)" in markdown
     with page.expect_download() as json_download:
-        page.get_by_role("link", name=re.compile("JSON")).click()
+        page.get_by_role("link", name=re.compile("Export as JSON")).click()
     saved = tmp_path / json_download.value.suggested_filename
     json_download.value.save_as(saved)
     exported = json.loads(saved.read_text())
     assert [m["role"] for m in exported["messages"]] == ["user", "assistant", "assistant"]
 
-    page.locator("summary", has_text="Import a conversation").click()
-    page.set_input_files("input[name=file]", str(saved))
+    page.get_by_label("Exported JSON file").set_input_files(str(saved))
     page.get_by_role("button", name="Import").click()
     expect(page.locator("#messages")).to_contain_text("Imported")
     copy = Conversation.objects.order_by("-pk").first()
