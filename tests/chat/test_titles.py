@@ -1,10 +1,13 @@
 """Titles: plain text, from the model after the first exchange, else the trimmed first line."""
 
+from contextlib import ExitStack
+
 import pytest
 from asgiref.sync import async_to_sync
 
 from chat import services
 from chat.models import Conversation, Message
+from tests.completions.conftest import start_cloud
 from tests.fakes.lmstudio import FakeLMStudio
 
 pytestmark = pytest.mark.django_db
@@ -75,3 +78,15 @@ def test_without_a_model_to_ask_the_first_line_stays(
     assert async_to_sync(services.chat_autotitle)(message_id=answer.pk, user=charlie) is None
     conversation.refresh_from_db()
     assert conversation.title == "Where is the station?" and conversation.title_is_auto
+
+
+def test_a_slow_title_is_given_up_and_the_first_line_stays(alice: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    with ExitStack() as stack:
+        openai = start_cloud(stack, "openai", alice)
+        conversation = services.conversation_create(owner=alice)
+        answer = first_exchange(alice, conversation, openai.model.pk, "Slow *title* please")
+        openai.fake.chunk_delay = 0.5
+        monkeypatch.setattr(services, "TITLE_TIMEOUT_SECONDS", 0.3)
+        assert async_to_sync(services.chat_autotitle)(message_id=answer.pk, user=alice) is None
+    conversation.refresh_from_db()
+    assert conversation.title == "Slow title please" and conversation.title_is_auto
