@@ -173,6 +173,25 @@
     }
   }, true);
 
+  // --- versions: after ‹ or › redraws the thread, the keyboard focus returns to the same arrow -------
+  var refocus = null;
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var button = event.detail.elt;
+    if (!button.closest || !button.closest(".versions")) { return; }
+    var messages = Array.prototype.slice.call(document.querySelectorAll("#thread .msg"));
+    refocus = { index: messages.indexOf(button.closest(".msg")), next: button.classList.contains("version-next") };
+  });
+  document.addEventListener("htmx:afterSettle", function () {
+    if (!refocus) { return; }
+    var message = document.querySelectorAll("#thread .msg")[refocus.index];
+    var wanted = refocus.next ? ".version-next" : ".version-prev";
+    var other = refocus.next ? ".version-prev" : ".version-next";
+    refocus = null;
+    if (!message) { return; }
+    var button = message.querySelector(wanted + ":not(:disabled)") || message.querySelector(other);
+    if (button) { followEnd = false; button.focus(); }
+  });
+
   // --- the conversation list as a drawer on a phone ---------------------------------------------------
   function setDrawer(open) {
     var sidebar = document.getElementById("sidebar");
