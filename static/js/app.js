@@ -187,7 +187,9 @@
     var wanted = refocus.next ? ".version-next" : ".version-prev";
     var other = refocus.next ? ".version-prev" : ".version-next";
     refocus = null;
-    if (!message) { return; }
+    // Only when the focus went down with the old arrow: never take it from where the user has moved on.
+    var active = document.activeElement;
+    if (!message || (active && active !== document.body && document.contains(active))) { return; }
     var button = message.querySelector(wanted + ":not(:disabled)") || message.querySelector(other);
     if (button) { followEnd = false; button.focus(); }
   });
