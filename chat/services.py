@@ -12,7 +12,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import AbstractBaseUser
@@ -290,6 +290,8 @@ def _chat_model(model_id: int | str | None, conversation: Conversation) -> AIMod
 def _check_content(content: str) -> None:
     if not content.strip():
         raise ChatError("Type a message first.")
+    if "\x00" in content:  # PostgreSQL cannot store it in text
+        raise ChatError("The message contains a NUL character; remove it and send again.")
     if len(content) > MAX_MESSAGE_CHARS:
         raise ChatError(f"A message is at most {MAX_MESSAGE_CHARS} characters.")
 
@@ -509,10 +511,14 @@ def _field(data: dict, key: str, kind: type, default: object, where: str) -> obj
 def _timestamp(value: object, where: str) -> datetime:
     if value in (None, ""):
         return timezone.now()
-    moment = parse_datetime(value) if isinstance(value, str) else None
+    try:
+        moment = parse_datetime(value) if isinstance(value, str) else None
+    except ValueError:  # well formed but impossible, e.g. month 13
+        moment = None
     if moment is None:
         raise ChatError(f"{where}: 'created_at' is not an ISO 8601 date and time.")
-    return moment if timezone.is_aware(moment) else timezone.make_aware(moment, timezone.utc)
+    # A time without a zone is read as UTC, the zone exports are written in.
+    return moment if timezone.is_aware(moment) else timezone.make_aware(moment, UTC)
 
 
 def conversation_import(*, owner: AbstractBaseUser, raw: bytes | str) -> Conversation:
@@ -550,7 +556,7 @@ def conversation_import(*, owner: AbstractBaseUser, raw: bytes | str) -> Convers
             system_prompt=system_prompt,
             temperature=temperature,
             max_tokens=max_tokens,
-            auto_fallback=bool(data.get("auto_fallback", True)),
+            auto_fallback=data.get("auto_fallback") is not False,
             model=usable.get(str(data.get("model"))),
             created_at=_timestamp(data.get("created_at"), "The conversation"),
         )
@@ -565,15 +571,17 @@ def conversation_import(*, owner: AbstractBaseUser, raw: bytes | str) -> Convers
             content = str(_field(item, "content", str, "", where))
             if len(content) > MAX_MESSAGE_CHARS:
                 raise ChatError(f"{where} is longer than {MAX_MESSAGE_CHARS} characters.")
-            parent_key = item.get("parent")
-            if parent_key is not None and parent_key not in new_ids:
+            key, parent_key = item.get("id"), item.get("parent")
+            if not isinstance(key, int | str) or key in new_ids:
+                raise ChatError(f"{where}: each message needs its own 'id' (a number or a string).")
+            if parent_key is not None and (not isinstance(parent_key, int | str) or parent_key not in new_ids):
                 raise ChatError(f"{where}: its parent must come before it in the file.")
-            if item.get("id") is None or item.get("id") in new_ids:
-                raise ChatError(f"{where}: each message needs its own 'id'.")
+            if "\x00" in content:
+                raise ChatError(f"{where} contains a NUL character, which cannot be stored.")
             status = item.get("status") if item.get("status") in statuses else MessageStatus.STOPPED
             model_ref = str(_field(item, "model", str, "", where))[:300]
             requested = str(_field(item, "requested_model", str, "", where))
-            new_ids[item["id"]] = Message.objects.create(
+            new_ids[key] = Message.objects.create(
                 conversation=conversation,
                 parent=new_ids.get(parent_key),
                 role=role,

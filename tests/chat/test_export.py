@@ -87,6 +87,26 @@ def test_json_round_trip_keeps_every_version(
             b'[{"id": 1, "role": "user", "content": "a", "created_at": "yesterday"}]}',
             "not an ISO 8601",
         ),
+        (
+            b'{"format": "ai-orchestrator-conversation", "version": 1, "messages": '
+            b'[{"id": 1, "role": "user", "content": "a", "created_at": "2025-13-45T00:00:00"}]}',
+            "not an ISO 8601",
+        ),
+        (
+            b'{"format": "ai-orchestrator-conversation", "version": 1, "messages": '
+            b'[{"id": [1], "role": "user", "content": "a"}]}',
+            "each message needs its own 'id'",
+        ),
+        (
+            b'{"format": "ai-orchestrator-conversation", "version": 1, "messages": '
+            b'[{"id": 1, "role": "user", "content": "a"}, {"id": 2, "role": "user", "content": "b", "parent": {}}]}',
+            "Message 2: its parent must come before it",
+        ),
+        (
+            b'{"format": "ai-orchestrator-conversation", "version": 1, "messages": '
+            b'[{"id": 1, "role": "user", "content": "a\\u0000b"}]}',
+            "NUL character",
+        ),
     ],
 )
 def test_a_bad_file_imports_nothing_and_says_why(alice: object, raw: bytes, error: str) -> None:
@@ -101,11 +121,13 @@ def test_an_unfinished_answer_imports_as_stopped(alice: object) -> None:
             "format": "ai-orchestrator-conversation",
             "version": 1,
             "messages": [
-                {"id": "q", "role": "user", "content": "hi"},
+                {"id": "q", "role": "user", "content": "hi", "created_at": "2025-03-01T10:00:00"},
                 {"id": "a", "parent": "q", "role": "assistant", "content": "he", "status": "streaming"},
             ],
         }
     )
     conversation = services.conversation_import(owner=alice, raw=raw)
     assert conversation.title == "Imported conversation"
-    assert [i.message.status for i in services.chat_branch(conversation=conversation)] == ["complete", "stopped"]
+    branch = [i.message for i in services.chat_branch(conversation=conversation)]
+    assert [m.status for m in branch] == ["complete", "stopped"]
+    assert branch[0].created_at.isoformat() == "2025-03-01T10:00:00+00:00"  # no zone given: UTC

@@ -202,3 +202,10 @@ def test_a_not_loaded_model_is_loaded_with_progress(alice: object, discovered: d
     answer.refresh_from_db()
     assert answer.content == "Echo: hi" and lmstudio.models[GEMMA].instances
     assert AIModel.objects.get(model_id=GEMMA).load_state == "idle"
+
+
+def test_send_refuses_a_nul_character(alice: object, discovered: dict) -> None:
+    conversation = services.conversation_create(owner=alice)
+    with pytest.raises(services.ChatError, match="NUL character"):
+        services.chat_send(conversation=conversation, content="a\x00b", model_id=discovered[QWEN].pk)
+    assert not Message.objects.exists()
