@@ -80,10 +80,16 @@ def conversation_create(*, owner: AbstractBaseUser, model: AIModel | None = None
     return Conversation.objects.create(owner=owner, model=model)
 
 
+def _refuse_nul(text: str, what: str) -> None:
+    if "\x00" in text:  # PostgreSQL cannot store it in text
+        raise ChatError(f"{what} contains a NUL character, which cannot be stored.")
+
+
 def conversation_rename(*, conversation: Conversation, title: str) -> Conversation:
     title = title.strip()
     if not title or len(title) > 200:
         raise ChatError("A title is 1 to 200 characters.")
+    _refuse_nul(title, "The title")
     conversation.title = title
     conversation.title_is_auto = False
     conversation.save(update_fields=["title", "title_is_auto", "updated_at"])
@@ -132,6 +138,7 @@ def conversation_configure(
     """Each argument left None is kept; an empty temperature or token limit means the model's default."""
     if system_prompt is not None and len(system_prompt) > MAX_MESSAGE_CHARS:
         raise ChatError(f"The system prompt is longer than {MAX_MESSAGE_CHARS} characters.")
+    _refuse_nul(system_prompt or "", "The system prompt")
     # Everything is checked before anything is changed: one bad field saves none.
     new_temperature = _parse_temperature(temperature) if temperature is not None else conversation.temperature
     new_max_tokens = _parse_max_tokens(max_tokens) if max_tokens is not None else conversation.max_tokens
@@ -290,8 +297,7 @@ def _chat_model(model_id: int | str | None, conversation: Conversation) -> AIMod
 def _check_content(content: str) -> None:
     if not content.strip():
         raise ChatError("Type a message first.")
-    if "\x00" in content:  # PostgreSQL cannot store it in text
-        raise ChatError("The message contains a NUL character; remove it and send again.")
+    _refuse_nul(content, "The message")
     if len(content) > MAX_MESSAGE_CHARS:
         raise ChatError(f"A message is at most {MAX_MESSAGE_CHARS} characters.")
 
@@ -429,7 +435,7 @@ def _snippet(text: str, query: str) -> str:
 def conversation_search(*, owner: AbstractBaseUser, query: str) -> list[SearchHit]:
     """The owner's conversations whose title or messages match, newest first; a message hit names the
     message. PostgreSQL matches words by full-text search (stems, any order) as well as by substring."""
-    query = " ".join(query.split())[:200]
+    query = " ".join(query.replace("\x00", " ").split())[:200]
     if not query:
         return []
     hits: list[SearchHit] = []
@@ -541,6 +547,7 @@ def conversation_import(*, owner: AbstractBaseUser, raw: bytes | str) -> Convers
     system_prompt = str(_field(data, "system_prompt", str, "", "The conversation"))
     if len(system_prompt) > MAX_MESSAGE_CHARS:
         raise ChatError(f"The system prompt is longer than {MAX_MESSAGE_CHARS} characters.")
+    _refuse_nul(title + system_prompt, "The conversation's title or system prompt")
     temperature = data.get("temperature")
     max_tokens = data.get("max_tokens")
     temperature = _parse_temperature(temperature) if isinstance(temperature, int | float) else None
@@ -576,8 +583,7 @@ def conversation_import(*, owner: AbstractBaseUser, raw: bytes | str) -> Convers
                 raise ChatError(f"{where}: each message needs its own 'id' (a number or a string).")
             if parent_key is not None and (not isinstance(parent_key, int | str) or parent_key not in new_ids):
                 raise ChatError(f"{where}: its parent must come before it in the file.")
-            if "\x00" in content:
-                raise ChatError(f"{where} contains a NUL character, which cannot be stored.")
+            _refuse_nul(content, where)
             status = item.get("status") if item.get("status") in statuses else MessageStatus.STOPPED
             model_ref = str(_field(item, "model", str, "", where))[:300]
             requested = str(_field(item, "requested_model", str, "", where))

@@ -204,8 +204,13 @@ def test_a_not_loaded_model_is_loaded_with_progress(alice: object, discovered: d
     assert AIModel.objects.get(model_id=GEMMA).load_state == "idle"
 
 
-def test_send_refuses_a_nul_character(alice: object, discovered: dict) -> None:
+def test_nul_characters_are_refused_not_stored(alice: object, discovered: dict) -> None:
     conversation = services.conversation_create(owner=alice)
-    with pytest.raises(services.ChatError, match="NUL character"):
+    with pytest.raises(services.ChatError, match="The message contains a NUL character"):
         services.chat_send(conversation=conversation, content="a\x00b", model_id=discovered[QWEN].pk)
+    with pytest.raises(services.ChatError, match="The title contains a NUL"):
+        services.conversation_rename(conversation=conversation, title="a\x00b")
+    with pytest.raises(services.ChatError, match="The system prompt contains a NUL"):
+        services.conversation_configure(conversation=conversation, system_prompt="a\x00b")
     assert not Message.objects.exists()
+    assert services.conversation_search(owner=alice, query="\x00") == []
