@@ -230,10 +230,6 @@ async def chat_stream(request: HttpRequest, message_id: int) -> StreamingHttpRes
             if update.kind == "end":
                 break
             yield _sse(update.kind, escape(update.text))
-        # Before "final": the final swap replaces the element that holds this stream.
-        title = await services.chat_autotitle(message_id=message_id, user=user)
-        if title:
-            yield _sse("title", escape(title))
         message = await sync_to_async(
             lambda: (
                 Message.objects.select_related("requested_model__provider", "answered_by__provider")
@@ -246,6 +242,10 @@ async def chat_stream(request: HttpRequest, message_id: int) -> StreamingHttpRes
                 "chat/_message.html", await sync_to_async(_message_context)(message, user), request
             )
             yield _sse("final", html)
+            # After the answer: the page has it whole (and Send back) while the model thinks of a title.
+            title = await services.chat_autotitle(message_id=message_id, user=user)
+            if title:
+                yield _sse("title", escape(title))
         # The browser closes its EventSource on "end", so it never reconnects and asks again.
         yield _sse("end", "")
 

@@ -295,12 +295,13 @@ def test_a_new_chat_starts_on_the_last_model(alice_web: Client, discovered: dict
     assert "Choose a model…" not in html and f'value="{gemma.pk}" data-status="not_loaded" selected' in html
 
 
-def test_the_stream_sends_the_models_title_before_the_final_answer(alice: object, discovered: dict) -> None:
+def test_the_stream_sends_the_models_title_after_the_final_answer(alice: object, discovered: dict) -> None:
     conversation = services.conversation_create(owner=alice)
     _, answer = services.chat_send(conversation=conversation, content="**hi** there", model_id=discovered[QWEN].pk)
     _, raw = stream(alice, answer)
-    title_event, final = raw.split("event: final")
-    assert "event: title\ndata: Echo: User: hi there\n" in title_event
+    _, after_final = raw.split("event: final")
+    title_event, end = after_final.split("event: end")
+    assert "event: title\ndata: Echo: User: hi there\n" in title_event and end.strip() == "data:"
     conversation.refresh_from_db()
     assert conversation.title == "Echo: User: hi there"
 
