@@ -1,11 +1,17 @@
 import hashlib
 import secrets
 from datetime import timedelta
+from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import ApiToken
+from orchestrator.errors import ServiceError
 
 TOKEN_PREFIX = "orch_"
 # Writing last_used_at on every request would turn each read into a write; a minute is precise enough.
@@ -45,3 +51,84 @@ def api_token_authenticate(*, raw: str) -> AbstractBaseUser | None:
 def api_token_revoke(*, user: AbstractBaseUser, token_id: int) -> bool:
     deleted, _ = ApiToken.objects.filter(pk=token_id, user=user).delete()
     return bool(deleted)
+
+
+# --- passwords and users ------------------------------------------------------------------------------
+
+
+class AccountError(ServiceError):
+    pass
+
+
+class AccountForbidden(AccountError):
+    status_code = 403
+
+
+class AccountNotFound(AccountError):
+    status_code = 404
+
+
+def _check_password(password: str, again: str, user: AbstractBaseUser | None) -> None:
+    if password != again:
+        raise AccountError("The two new passwords differ.")
+    try:
+        validate_password(password, user=user)
+    except ValidationError as exc:
+        raise AccountError(" ".join(exc.messages)) from None
+
+
+def user_password_change(*, user: AbstractBaseUser, old_password: str, new_password: str, again: str) -> None:
+    """The user's own password; the current one is asked so that an open session alone cannot change it."""
+    if not user.check_password(old_password):
+        raise AccountError("The current password is wrong.")
+    _check_password(new_password, again, user)
+    user.set_password(new_password)
+    user.save(update_fields=["password"])
+
+
+def _require_staff(by: AbstractBaseUser) -> None:
+    if not by.is_staff:
+        raise AccountForbidden("Only staff can manage users.")
+
+
+def user_list(*, by: AbstractBaseUser) -> QuerySet:
+    _require_staff(by)
+    return get_user_model().objects.order_by("username")
+
+
+def user_create(*, by: AbstractBaseUser, username: str, password: str, again: str, is_staff: bool = False) -> Any:
+    """A new account, made by staff. Only a superuser makes staff: staff cannot widen their own circle."""
+    _require_staff(by)
+    if is_staff and not by.is_superuser:
+        raise AccountForbidden("Only a superuser can make staff accounts.")
+    User = get_user_model()
+    username = username.strip()
+    field = User._meta.get_field(User.USERNAME_FIELD)
+    try:
+        field.run_validators(username)
+    except ValidationError as exc:
+        raise AccountError(" ".join(exc.messages)) from None
+    if not username or len(username) > 150:
+        raise AccountError("A user name is 1 to 150 characters.")
+    if User.objects.filter(**{f"{User.USERNAME_FIELD}__iexact": username}).exists():
+        raise AccountError(f"The user name “{username}” is taken.")
+    _check_password(password, again, User(**{User.USERNAME_FIELD: username}))
+    user = User(**{User.USERNAME_FIELD: username}, is_staff=is_staff)
+    user.set_password(password)
+    user.save()
+    return user
+
+
+def user_password_reset(*, by: AbstractBaseUser, user_id: int, password: str, again: str) -> Any:
+    """Staff set a new password for a user who lost theirs. A staff or superuser account's password is
+    reset only by a superuser, or a staff member could take over an account with more rights."""
+    _require_staff(by)
+    user = get_user_model().objects.filter(pk=user_id).first()
+    if user is None:
+        raise AccountNotFound("No such user.")
+    if (user.is_staff or user.is_superuser) and not by.is_superuser and user.pk != by.pk:
+        raise AccountForbidden("Only a superuser can reset the password of a staff account.")
+    _check_password(password, again, user)
+    user.set_password(password)
+    user.save(update_fields=["password"])
+    return user

@@ -1,12 +1,12 @@
 from django.contrib import admin
 
-from chat.models import Conversation, Message
+from chat.models import ChatPreference, Conversation, Message
 
 
 class MessageInline(admin.TabularInline):
     model = Message
     extra = 0
-    fields = ["role", "status", "content", "answered_by_ref", "latency_ms"]
+    fields = ["parent", "role", "status", "content", "answered_by_ref", "latency_ms"]
     readonly_fields = fields
 
 
@@ -14,3 +14,8 @@ class MessageInline(admin.TabularInline):
 class ConversationAdmin(admin.ModelAdmin):
     list_display = ["title", "owner", "updated_at"]
     inlines = [MessageInline]
+
+
+@admin.register(ChatPreference)
+class ChatPreferenceAdmin(admin.ModelAdmin):
+    list_display = ["user", "last_model"]

@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from models_mgmt.models import AIModel
 
@@ -10,7 +11,14 @@ class Conversation(models.Model):
     system_prompt = models.TextField(blank=True)
     model = models.ForeignKey(AIModel, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     auto_fallback = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    # Empty means the model's own default; checked in services (temperature 0-2, tokens 1-MAX_ANSWER_TOKENS).
+    temperature = models.FloatField(null=True, blank=True)
+    max_tokens = models.PositiveIntegerField(null=True, blank=True)
+    # An automatic title may be replaced by the model's; one the user gave never is.
+    title_is_auto = models.BooleanField(default=True)
+    # The newest message of the branch on screen; the branch is its chain of parents.
+    leaf = models.ForeignKey("Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -35,6 +43,8 @@ class MessageStatus(models.TextChoices):
 
 class Message(models.Model):
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    # Versions of a message are siblings: an edited question or a regenerated answer has the same parent.
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="children")
     role = models.CharField(max_length=16, choices=MessageRole.choices)
     content = models.TextField(blank=True)
     status = models.CharField(max_length=16, choices=MessageStatus.choices, default=MessageStatus.COMPLETE)
@@ -49,7 +59,8 @@ class Message(models.Model):
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
     stop_requested = models.BooleanField(default=False)
-    created_at = models.DateTimeField(auto_now_add=True)
+    # Not auto_now_add: an imported conversation keeps its own timestamps.
+    created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["created_at", "pk"]
@@ -60,3 +71,13 @@ class Message(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status in (MessageStatus.PENDING, MessageStatus.STREAMING)
+
+
+class ChatPreference(models.Model):
+    """Per-user chat state that outlives any one conversation: the model a new chat starts on."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_preference")
+    last_model = models.ForeignKey(AIModel, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    def __str__(self) -> str:
+        return f"Chat preferences of {self.user}"

@@ -1,11 +1,13 @@
 from collections.abc import AsyncIterator
 
 from asgiref.sync import sync_to_async
+from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.utils.html import escape
+from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST
 
 from chat import services
@@ -20,11 +22,14 @@ def _conversation(request: HttpRequest, pk: int) -> Conversation:
         raise Http404("No such conversation.") from None
 
 
-def _message_context(message: Message, user: object) -> dict[str, object]:
+MAX_IMPORT_BYTES = 10 * 1024 * 1024
+
+
+def _message_context(message: Message, user: object, item: services.BranchItem | None = None) -> dict[str, object]:
     alternative = None
     if message.role == "assistant" and message.status == MessageStatus.ERROR:
         alternative = services.chat_alternative(message=message, user=user)
-    return {"m": message, "alternative": alternative}
+    return {"m": message, "alternative": alternative, "v": item or services.chat_versions(message=message)}
 
 
 def _picker_context(request: HttpRequest, selected_id: str | int | None) -> dict[str, object]:
@@ -33,21 +38,64 @@ def _picker_context(request: HttpRequest, selected_id: str | int | None) -> dict
     return {"statuses": statuses, "selected": selected}
 
 
-def _page(request: HttpRequest, conversation: Conversation | None, *, status: int = 200) -> HttpResponse:
-    messages = list(conversation.messages.select_related("requested_model__provider")) if conversation else []
+def _items(request: HttpRequest, conversation: Conversation | None) -> list[dict[str, object]]:
+    branch = services.chat_branch(conversation=conversation) if conversation else []
+    return [_message_context(item.message, request.user, item) for item in branch]
+
+
+def _page(
+    request: HttpRequest, conversation: Conversation | None, *, status: int = 200, settings_error: str = ""
+) -> HttpResponse:
+    if conversation is not None:
+        model_id = conversation.model_id
+    else:
+        last = services.chat_last_model(user=request.user)
+        model_id = last.pk if last else None
     context = {
         "conversation": conversation,
         "conversations": services.conversation_list(owner=request.user),
-        "items": [_message_context(m, request.user) for m in messages],
-        **_picker_context(request, conversation.model_id if conversation else None),
+        "items": _items(request, conversation),
+        "max_answer_tokens": services.MAX_ANSWER_TOKENS,
+        "settings_error": settings_error,
+        "settings": _settings_values(request, conversation, refused=bool(settings_error)),
+        **_picker_context(request, model_id),
     }
     return render(request, "chat/chat.html", context, status=status)
 
 
-def _error(request: HttpRequest, message: str, status: int = 400) -> HttpResponse:
+def _settings_values(request: HttpRequest, conversation: Conversation | None, *, refused: bool) -> dict[str, object]:
+    """What the Settings form shows: after a refusal, what the user typed (nothing typed is lost)."""
+    if refused:
+        return {
+            "system_prompt": request.POST.get("system_prompt", ""),
+            "temperature": request.POST.get("temperature", ""),
+            "max_tokens": request.POST.get("max_tokens", ""),
+            "auto_fallback": request.POST.get("auto_fallback") == "1",
+        }
+    if conversation is None:
+        return {}
+    return {
+        "system_prompt": conversation.system_prompt,
+        "temperature": "" if conversation.temperature is None else conversation.temperature,
+        "max_tokens": "" if conversation.max_tokens is None else conversation.max_tokens,
+        "auto_fallback": conversation.auto_fallback,
+    }
+
+
+def _thread(request: HttpRequest, conversation: Conversation) -> HttpResponse:
+    """The branch on screen, redrawn after it changed (an edit, another version, a regenerate)."""
+    if not request.htmx:
+        return redirect("chat-conversation", pk=conversation.pk)
+    response = render(request, "chat/_thread.html", {"items": _items(request, conversation)})
+    response["HX-Retarget"] = "#thread"
+    response["HX-Reswap"] = "innerHTML"
+    return response
+
+
+def _error(request: HttpRequest, message: str, status: int = 400, *, target: str = "#composer-error") -> HttpResponse:
     response = render(request, "chat/_error.html", {"error": message}, status=status)
     if request.htmx:
-        response["HX-Retarget"] = "#composer-error"
+        response["HX-Retarget"] = target
         response["HX-Reswap"] = "innerHTML"
     return response
 
@@ -64,7 +112,14 @@ def chat_home(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def conversation_page(request: HttpRequest, pk: int) -> HttpResponse:
-    return _page(request, _conversation(request, pk))
+    conversation = _conversation(request, pk)
+    if request.GET.get("m"):
+        # A search hit may be on another version: show the branch that holds it.
+        try:
+            services.chat_switch(conversation=conversation, message_id=request.GET["m"])
+        except services.ConversationNotFound:
+            raise Http404("No such message.") from None
+    return _page(request, conversation)
 
 
 @login_required
@@ -112,10 +167,43 @@ def chat_send(request: HttpRequest, pk: int) -> HttpResponse:
 def chat_regenerate(request: HttpRequest, pk: int) -> HttpResponse:
     conversation = _conversation(request, pk)
     try:
-        services.chat_regenerate(conversation=conversation, model_id=request.POST.get("model"))
+        services.chat_regenerate(
+            conversation=conversation, model_id=request.POST.get("model"), message_id=request.POST.get("message")
+        )
+    except services.ConversationNotFound:
+        raise Http404("No such message.") from None
     except services.ChatError as exc:
         return _error(request, exc.message)
-    return _go(request, conversation)
+    return _thread(request, conversation)
+
+
+@login_required
+@require_POST
+def chat_edit(request: HttpRequest, pk: int, message_id: int) -> HttpResponse:
+    conversation = _conversation(request, pk)
+    try:
+        services.chat_edit(
+            conversation=conversation,
+            message_id=message_id,
+            content=request.POST.get("content", ""),
+            model_id=request.POST.get("model"),
+        )
+    except services.ConversationNotFound:
+        raise Http404("No such message.") from None
+    except services.ChatError as exc:
+        return _error(request, exc.message)
+    return _thread(request, conversation)
+
+
+@login_required
+@require_POST
+def chat_switch(request: HttpRequest, pk: int, message_id: int) -> HttpResponse:
+    conversation = _conversation(request, pk)
+    try:
+        services.chat_switch(conversation=conversation, message_id=message_id)
+    except services.ConversationNotFound:
+        raise Http404("No such message.") from None
+    return _thread(request, conversation)
 
 
 @login_required
@@ -154,6 +242,10 @@ async def chat_stream(request: HttpRequest, message_id: int) -> StreamingHttpRes
                 "chat/_message.html", await sync_to_async(_message_context)(message, user), request
             )
             yield _sse("final", html)
+            # After the answer: the page has it whole (and Send back) while the model thinks of a title.
+            title = await services.chat_autotitle(message_id=message_id, user=user)
+            if title:
+                yield _sse("title", escape(title))
         # The browser closes its EventSource on "end", so it never reconnects and asks again.
         yield _sse("end", "")
 
@@ -193,9 +285,13 @@ def conversation_settings(request: HttpRequest, pk: int) -> HttpResponse:
             conversation=conversation,
             system_prompt=request.POST.get("system_prompt"),
             auto_fallback=request.POST.get("auto_fallback") == "1",
+            temperature=request.POST.get("temperature"),
+            max_tokens=request.POST.get("max_tokens"),
         )
     except services.ChatError as exc:
-        return _error(request, exc.message)
+        if request.htmx:
+            return _error(request, exc.message, target="#settings-error")
+        return _page(request, conversation, status=400, settings_error=exc.message)
     return _go(request, conversation)
 
 
@@ -203,3 +299,54 @@ def conversation_settings(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def model_picker(request: HttpRequest) -> HttpResponse:
     return render(request, "chat/_picker.html", _picker_context(request, request.GET.get("model")))
+
+
+@login_required
+@require_GET
+def conversation_search(request: HttpRequest) -> HttpResponse:
+    query = request.GET.get("q", "")
+    hits = services.conversation_search(owner=request.user, query=query)
+    return render(request, "chat/_search.html", {"hits": hits, "query": query.strip()})
+
+
+def _download_name(conversation: Conversation, extension: str) -> str:
+    return f"{slugify(conversation.title)[:60] or 'conversation'}-{conversation.pk}.{extension}"
+
+
+@login_required
+@require_GET
+def conversation_export_markdown(request: HttpRequest, pk: int) -> HttpResponse:
+    conversation = _conversation(request, pk)
+    response = HttpResponse(
+        services.conversation_export_markdown(conversation=conversation), content_type="text/markdown; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="{_download_name(conversation, "md")}"'
+    return response
+
+
+@login_required
+@require_GET
+def conversation_export_json(request: HttpRequest, pk: int) -> HttpResponse:
+    conversation = _conversation(request, pk)
+    response = JsonResponse(
+        services.conversation_export(conversation=conversation), json_dumps_params={"ensure_ascii": False, "indent": 1}
+    )
+    response["Content-Disposition"] = f'attachment; filename="{_download_name(conversation, "json")}"'
+    return response
+
+
+@login_required
+@require_POST
+def conversation_import(request: HttpRequest) -> HttpResponse:
+    upload = request.FILES.get("file")
+    try:
+        if upload is None:
+            raise services.ChatError("Choose a JSON file exported from a conversation.")
+        if upload.size > MAX_IMPORT_BYTES:
+            raise services.ChatError(f"The file is larger than {MAX_IMPORT_BYTES // (1024 * 1024)} MB.")
+        conversation = services.conversation_import(owner=request.user, raw=upload.read())
+    except services.ChatError as exc:
+        flash.error(request, f"Import failed: {exc.message}")
+        return _page(request, None, status=400)
+    flash.success(request, f"Imported “{conversation.title}”.")
+    return redirect("chat-conversation", pk=conversation.pk)

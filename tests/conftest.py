@@ -158,3 +158,10 @@ def sandbox_env() -> Path:
         env_dir=django_settings.CODEGEN_SANDBOX_ENV, requirements=django_settings.CODEGEN_SANDBOX_REQUIREMENTS
     )
     return django_settings.CODEGEN_SANDBOX_ENV
+
+
+def logs_in(username: str, password: str) -> bool:
+    """Log in through the login page, as a person does (django-axes wants the request that authenticates)."""
+    client = Client()
+    response = client.post("/accounts/login/", {"username": username, "password": password})
+    return response.status_code == 302 and "_auth_user_id" in client.session

@@ -2,55 +2,21 @@
 
 import re
 from collections.abc import Iterator
-from contextlib import ExitStack
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from apikeys.services import apikey_create
 from models_mgmt.models import AIModel
+from tests.browser.chat import GEMMA, QWEN, last_answer, open_chat, pick, send, world_of
 from tests.browser.conftest import screenshot
-from tests.browser.test_models_page import log_in
-from tests.conftest import cloud_provider, point_provider_at
 from tests.fakes.lmstudio import FakeLMStudio
-from tests.fakes.openai import FakeOpenAI
 
 pytestmark = pytest.mark.browser
-QWEN, GEMMA = "qwen/qwen2.5-7b-instruct", "google/gemma-3-4b"
 
 
 @pytest.fixture
 def world(live_app: str, lmstudio: FakeLMStudio, django_user_model: type) -> Iterator[dict]:
-    """alice, LM Studio with its models, and OpenAI (alice's key) behind the emulators."""
-    with ExitStack() as stack:
-        openai = stack.enter_context(FakeOpenAI(keys={"test-key-1234"}))
-        openai.chunk_delay = 0.02
-        alice = django_user_model.objects.create_user("alice", password="alice-password-1")
-        point_provider_at(lmstudio)
-        provider = cloud_provider("openai", "openai", base_url=f"{openai.url}/v1")
-        apikey_create(user=alice, provider="openai", key="test-key-1234")
-        AIModel.objects.create(provider=provider, model_id="gpt-4o-mini", display_name="GPT-4o mini")
-        yield {"url": live_app, "openai": openai, "lmstudio": lmstudio}
-
-
-def open_chat(page: Page, world: dict) -> None:
-    log_in(page, world["url"], "alice", "alice-password-1", landing="/")
-    expect(page.locator("#composer")).to_be_visible()
-
-
-def pick(page: Page, model_id: str) -> None:
-    value = str(AIModel.objects.get(model_id=model_id).pk)
-    page.select_option("#model-select", value)
-    expect(page.locator("#model-select")).to_have_value(value)
-
-
-def send(page: Page, text: str) -> None:
-    page.fill("#prompt", text)
-    page.keyboard.press("Enter")
-
-
-def last_answer(page: Page) -> object:
-    return page.locator(".msg.assistant").last
+    yield from world_of(live_app, lmstudio, django_user_model)
 
 
 def test_send_to_a_loaded_model_streams_the_answer(page: Page, world: dict) -> None:
@@ -66,8 +32,10 @@ def test_send_to_a_loaded_model_streams_the_answer(page: Page, world: dict) -> N
     expect(last_answer(page)).to_contain_text(f"lmstudio/{QWEN}")
     expect(last_answer(page)).to_contain_text("tokens")
     expect(page.locator("#prompt")).to_have_value("")
-    expect(page.locator("#send")).to_be_enabled()
-    expect(page.locator(".conversation.current")).to_have_text("first line")
+    expect(page.locator("#send")).to_have_text("Send")
+    # Auto-title: the model titled the first exchange (the emulator echoes what it was asked).
+    expect(page.locator("#chat-title")).to_have_text("Echo: User: first line")
+    expect(page.locator(".conversation.current")).to_have_text("Echo: User: first line")
     screenshot(page, "chat-desktop")
     page.set_viewport_size({"width": 390, "height": 844})
     expect(page.locator("#composer")).to_be_visible()
@@ -81,13 +49,13 @@ def test_a_not_loaded_model_is_loaded_first_with_progress(page: Page, world: dic
     expect(page.locator("#model-hint")).to_contain_text("loaded before it answers")
     send(page, "hello gemma")
     expect(last_answer(page).locator(".notice-live")).to_contain_text(re.compile(r"Loading Gemma 3 4B… \d+ s"))
-    expect(page.locator("#send")).to_be_disabled()
+    expect(page.locator("#send")).to_have_text("Stop")
     assert world["lmstudio"].wait_for_load_started(1, timeout=30)
     screenshot(page, "chat-loading")
     world["lmstudio"].release_loads()
     expect(last_answer(page)).to_have_attribute("data-status", "complete", timeout=30_000)
     expect(last_answer(page).locator(".body")).to_have_text("Echo: hello gemma")
-    expect(page.locator("#send")).to_be_enabled()
+    expect(page.locator("#send")).to_have_text("Send")
 
 
 def test_a_failing_model_offers_the_alternative_and_auto_fallback_uses_it(page: Page, world: dict) -> None:
@@ -124,8 +92,12 @@ def test_stop_keeps_the_partial_answer(page: Page, world: dict) -> None:
     send(page, "one two three four five six seven eight nine ten")
     answer = last_answer(page)
     expect(answer.locator(".answer-live")).to_contain_text("Echo from")
-    answer.get_by_role("button", name="Stop").click()
+    stop = page.get_by_role("button", name="Stop", exact=True)  # Send became Stop, and it is the only one
+    expect(stop).to_have_class(re.compile(r"\bstop\b"))
+    screenshot(page, "chat-stop")
+    stop.click()
     expect(answer).to_have_attribute("data-status", "stopped", timeout=15_000)
+    expect(page.locator("#send")).to_have_text("Send")
     text = last_answer(page).locator(".body").inner_text()
     assert text.startswith("Echo from") and "ten" not in text
     page.reload()
@@ -168,3 +140,15 @@ def test_rename_and_delete_a_conversation(page: Page, world: dict) -> None:
     page.once("dialog", lambda d: d.accept())
     page.get_by_role("button", name="Delete").click()
     expect(page.locator(".conversations")).not_to_contain_text("Today")
+
+
+def test_escape_stops_the_answer(page: Page, world: dict) -> None:
+    world["openai"].chunk_delay = 0.4
+    open_chat(page, world)
+    pick(page, "gpt-4o-mini")
+    send(page, "one two three four five six seven eight nine ten")
+    answer = last_answer(page)
+    expect(answer.locator(".answer-live")).to_contain_text("Echo from")
+    page.keyboard.press("Escape")
+    expect(answer).to_have_attribute("data-status", "stopped", timeout=15_000)
+    assert "ten" not in last_answer(page).locator(".body").inner_text()

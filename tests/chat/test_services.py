@@ -125,7 +125,10 @@ def test_without_auto_fallback_the_error_is_kept_and_an_alternative_offered(
     suggestion = services.chat_alternative(message=answer, user=alice)
     assert suggestion is not None and suggestion.model == discovered[QWEN]
     retried = services.chat_regenerate(conversation=conversation, model_id=suggestion.model.pk)
-    assert not Message.objects.filter(pk=answer.pk).exists()
+    # The failed answer stays, as version 1 of 2; the retry is the one on screen.
+    assert Message.objects.get(pk=answer.pk).status == MessageStatus.ERROR
+    shown = services.chat_branch(conversation=conversation)[-1]
+    assert (shown.message.pk, shown.index, shown.count, shown.previous_id) == (retried.pk, 2, 2, answer.pk)
     run_stream(retried, alice)
     retried.refresh_from_db()
     assert retried.content == "Echo: hi" and retried.answered_by == discovered[QWEN]
@@ -199,3 +202,15 @@ def test_a_not_loaded_model_is_loaded_with_progress(alice: object, discovered: d
     answer.refresh_from_db()
     assert answer.content == "Echo: hi" and lmstudio.models[GEMMA].instances
     assert AIModel.objects.get(model_id=GEMMA).load_state == "idle"
+
+
+def test_nul_characters_are_refused_not_stored(alice: object, discovered: dict) -> None:
+    conversation = services.conversation_create(owner=alice)
+    with pytest.raises(services.ChatError, match="The message contains a NUL character"):
+        services.chat_send(conversation=conversation, content="a\x00b", model_id=discovered[QWEN].pk)
+    with pytest.raises(services.ChatError, match="The title contains a NUL"):
+        services.conversation_rename(conversation=conversation, title="a\x00b")
+    with pytest.raises(services.ChatError, match="The system prompt contains a NUL"):
+        services.conversation_configure(conversation=conversation, system_prompt="a\x00b")
+    assert not Message.objects.exists()
+    assert services.conversation_search(owner=alice, query="\x00") == []
