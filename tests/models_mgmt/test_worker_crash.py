@@ -3,7 +3,13 @@ or the whole app (web server and worker) stops and starts again, and the emulate
 the load or never does. The outcome is ✓ as soon as a status refresh sees the server's list, or ❌ with the
 reason once the claim's lease runs out or a worker starts again, and Load works again."""
 
+import signal
+import socket
+import sys
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -16,7 +22,7 @@ from models_mgmt.services import LOAD_INTERRUPTED
 from orchestrator.celery import app as celery_app
 from tests.conftest import point_provider_at
 from tests.fakes.lmstudio import FakeLMStudio
-from tests.processes import asgi_server, celery_worker
+from tests.processes import ManagedProcess, app_env, asgi_server, celery_worker
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -132,3 +138,64 @@ def test_the_whole_app_stopped_and_started_again_mid_load(
             wait = httpx.post(f"{url}/api/models/{gemma.pk}/wait?timeout=60", headers=headers, timeout=70)
             assert wait.status_code == 200, worker.output()
             assert lmstudio.models[GEMMA].instances == [GEMMA]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))  # the OS chooses; serve binds it again a moment later
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def make_run(var_dir: Path) -> Iterator[tuple[ManagedProcess, str]]:
+    """What `make run` starts: the serve command (web server and worker), until its worker is ready and
+    the web server answers. Its own var/ keeps its metrics folder away from the worktree's."""
+    port = free_port()
+    serve = ManagedProcess(
+        "serve",
+        [sys.executable, "manage.py", "serve", "--port", str(port), "--worker-concurrency", "2"],
+        app_env(VAR_DIR=str(var_dir)),
+        ready=r"celery@\S+ ready",
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        serve.wait_ready()
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("the web server did not answer:\n" + serve.output())
+            time.sleep(0.1)  # polling a server that has no ready signal, with a deadline
+        yield serve, url
+    finally:
+        serve.stop()
+
+
+def test_ctrl_c_on_make_run_mid_load_then_make_run_again(
+    empty_queue: None, gemma: AIModel, alice: User, lmstudio: FakeLMStudio, tmp_path: Path
+) -> None:
+    """The report's own steps: Ctrl-C while a load runs (serve gives the worker 15 s, then kills it) and
+    start again; LM Studio never finishes the first load. Costs those 15 s."""
+    _, token = api_token_create(user=alice, name="ctrl-c test")
+    headers = {"Authorization": f"Bearer {token}"}
+    with make_run(tmp_path) as (serve, url):
+        assert httpx.post(f"{url}/api/models/{gemma.pk}/load", headers=headers).status_code == 202
+        assert lmstudio.wait_for_load_started(1, timeout=30), serve.output()
+        serve.process.send_signal(signal.SIGINT)
+        assert serve.process.wait(timeout=60) == 0, serve.output()
+    gemma.refresh_from_db()
+    assert gemma.load_state == LoadState.LOADING  # nobody recorded an end: the claim outlived the app
+    lmstudio.abandon_held_loads()
+
+    with make_run(tmp_path) as (serve, url):
+        status = httpx.get(f"{url}/api/models/{gemma.pk}/status", headers=headers).json()
+        assert (status["status"], status["reason"]) == ("failed", LOAD_INTERRUPTED), serve.output()
+        assert httpx.post(f"{url}/api/models/{gemma.pk}/load", headers=headers).status_code == 202
+        assert lmstudio.wait_for_load_started(2, timeout=30), serve.output()
+        lmstudio.release_loads()
+        wait = httpx.post(f"{url}/api/models/{gemma.pk}/wait?timeout=60", headers=headers, timeout=70)
+        assert wait.status_code == 200, serve.output()
