@@ -366,7 +366,14 @@ def _load_claim_outcome(model: AIModel, snapshot: Snapshot | None, now: datetime
     if model.load_state != LoadState.LOADING:
         return None
     listed = snapshot.models.get(model.model_id) if snapshot is not None and snapshot.ok else None
-    if listed is not None and listed.loaded:
+    # Only an answer given after the claim was made can speak for its load: a cached one from before may
+    # show the model loaded when it has been unloaded since, and releasing on it would drop a wanted load.
+    after_claim = (
+        snapshot is not None
+        and model.load_started_at is not None
+        and snapshot.fetched_at >= model.load_started_at.timestamp()
+    )
+    if after_claim and listed is not None and listed.loaded:
         return ClaimOutcome.LOADED
     if _load_claim_stale(model, now):
         return ClaimOutcome.INTERRUPTED

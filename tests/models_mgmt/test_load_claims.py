@@ -67,6 +67,20 @@ def test_the_server_listing_a_model_loaded_wins_over_a_claim_and_releases_it(
     assert model_load_start(model=gemma) == Status.LOADED and lmstudio.loads_started == 0
 
 
+def test_a_cached_answer_from_before_the_claim_does_not_release_it(
+    discovered: dict[str, AIModel], lmstudio: FakeLMStudio
+) -> None:
+    """The cached list (taken before the claim) shows Qwen loaded; it was unloaded in LM Studio since and a
+    Load claimed it: that old answer must not end the new load."""
+    qwen = claim(discovered[QWEN])
+    lmstudio.models[QWEN].instances.clear()
+    assert model_status(model=qwen).status == Status.LOADING
+    assert AIModel.objects.get(pk=qwen.pk).load_state == LoadState.LOADING
+    lmstudio.models[QWEN].instances.append(QWEN)  # the load finished: a fresh answer releases the claim
+    assert model_status(model=qwen, refresh=True).status == Status.LOADED
+    assert AIModel.objects.get(pk=qwen.pk).load_state == LoadState.IDLE
+
+
 def test_a_live_claim_reads_as_loading_without_writing(discovered: dict[str, AIModel], settings) -> None:  # noqa: ANN001
     gemma = claim(discovered[GEMMA], age=settings.MODEL_LOAD_STALE_SECONDS - 30)
     with CaptureQueriesContext(connection) as queries:
