@@ -321,8 +321,8 @@ def _state_of(
         return state(Status.INACTIVE, f"Provider {model.provider.name} is disabled")
     claim = _load_claim_outcome(model, snapshot, now)
     if claim == ClaimOutcome.HELD:
-        assert model.load_started_at is not None
-        return state(Status.LOADING, f"Load started {int((now - model.load_started_at).total_seconds())} s ago")
+        since = now - (model.load_started_at or now)
+        return state(Status.LOADING, f"Load started {int(since.total_seconds())} s ago")
     if claim == ClaimOutcome.INTERRUPTED:
         return state(Status.FAILED, LOAD_INTERRUPTED)
     # A claim the server has outgrown (it lists the model loaded) says nothing more: the live state below.
