@@ -13,6 +13,8 @@ class AIModelAdmin(admin.ModelAdmin):
         "load_state",
         "load_started_at",
         "load_error",
+        "load_task_id",
+        "load_worker",
         "state_changed_at",
         "failure_count",
         "cooldown_until",

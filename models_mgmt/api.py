@@ -57,6 +57,18 @@ def load_model(request: HttpRequest, ref: str) -> Status[LoadOut]:
 
 
 @router.post(
+    "/{path:ref}/load/cancel",
+    response={200: ModelOut, 400: ErrorOut, 403: ErrorOut, 404: ErrorOut},
+    summary="Cancel a load (staff): the model shows its live state again",
+)
+def cancel_load(request: HttpRequest, ref: str) -> ModelOut:
+    require_staff(request)
+    model = services.model_get(ref=ref, user=request.user)
+    services.model_load_cancel(model=model)
+    return ModelOut.of(services.model_status(model=model, user=request.user))
+
+
+@router.post(
     "/{path:ref}/wait",
     response={200: ModelOut, 404: ErrorOut, 409: ModelOut, 504: ModelOut},
     summary="Wait for a load: 200 loaded, 409 failed or not loading, 504 still loading",

@@ -38,6 +38,11 @@ class AIModel(models.Model):
     load_state = models.CharField(max_length=16, choices=LoadState.choices, default=LoadState.IDLE)
     load_started_at = models.DateTimeField(null=True, blank=True)
     load_error = models.TextField(blank=True)
+    # Who holds a load claim: the Celery task id (chosen when the claim is made) and the worker life that
+    # runs it ("<node name>#<life>", set when the task starts), so a restarted worker can tell its earlier
+    # life's claims, whose tasks died with it, from a load another live worker is running.
+    load_task_id = models.CharField(max_length=64, blank=True)
+    load_worker = models.CharField(max_length=255, blank=True)
     # Bumped when this app changes what the server holds (load finished, unload), so a cached snapshot
     # of the server taken before that moment is known to be stale.
     state_changed_at = models.DateTimeField(null=True, blank=True)

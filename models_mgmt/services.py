@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from providers.adapters import ErrorCode, ProviderError, RemoteModel
 from providers.crypto import DecryptError
 from providers.models import ApiKey, Provider
 from providers.registry import LOCAL_KINDS, adapter_for, runtime_for
-from providers.runtimes import RuntimeModel, Snapshot, UpstreamError
+from providers.runtimes import LocalRuntime, RuntimeModel, Snapshot, UpstreamError
 from providers.services import (
     apikey_failure_for,
     apikey_for_call,
@@ -64,8 +65,10 @@ STATUS_ICONS = {
 
 LOAD_TASK = "models_mgmt.load_model"
 
-# A load still marked running this long after its own timeout has lost its worker.
-LOAD_GRACE_SECONDS = 30
+# Why a claim ended without an outcome from its task: its lease ran out, or its worker is known dead.
+LOAD_INTERRUPTED = "the load was interrupted (the worker stopped)"
+# How often a load waits on a server that reports the model loading already.
+UPSTREAM_LOAD_POLL_SECONDS = 0.5
 
 
 class ModelError(ServiceError):
@@ -316,14 +319,13 @@ def _state_of(
         return state(Status.INACTIVE, "Switched off by an admin")
     if not model.provider.enabled:
         return state(Status.INACTIVE, f"Provider {model.provider.name} is disabled")
-    if model.load_state == LoadState.LOADING and model.load_started_at:
-        deadline = model.load_started_at + timedelta(seconds=settings.MODEL_LOAD_TIMEOUT + LOAD_GRACE_SECONDS)
-        if now < deadline:
-            return state(Status.LOADING, f"Load started {int((now - model.load_started_at).total_seconds())} s ago")
-        return state(
-            Status.FAILED,
-            f"The load did not finish within {settings.MODEL_LOAD_TIMEOUT:.0f} s (is the worker running?)",
-        )
+    claim = _load_claim_outcome(model, snapshot, now)
+    if claim == ClaimOutcome.HELD:
+        since = now - (model.load_started_at or now)
+        return state(Status.LOADING, f"Load started {int(since.total_seconds())} s ago")
+    if claim == ClaimOutcome.INTERRUPTED:
+        return state(Status.FAILED, LOAD_INTERRUPTED)
+    # A claim the server has outgrown (it lists the model loaded) says nothing more: the live state below.
     if model.cooldown_until and model.cooldown_until > now:
         detailed = provider_details_visible(user=viewer, provider=model.provider)
         reason = model.last_error if detailed else model.last_error_public
@@ -345,6 +347,65 @@ def _state_of(
     if model.load_state == LoadState.FAILED:
         return state(Status.FAILED, model.load_error)
     return state(Status.NOT_LOADED)
+
+
+class ClaimOutcome:
+    HELD = "held"  # a load is under way: 🔄
+    LOADED = "loaded"  # the server lists the model loaded, whatever the claim says: release it
+    INTERRUPTED = "interrupted"  # the lease ran out: end it as failed
+
+
+def _load_claim_stale(model: AIModel, now: datetime) -> bool:
+    lease = timedelta(seconds=settings.MODEL_LOAD_STALE_SECONDS)
+    return model.load_started_at is None or now - model.load_started_at >= lease
+
+
+def _load_claim_outcome(model: AIModel, snapshot: Snapshot | None, now: datetime) -> str | None:
+    """What becomes of a model's load claim (None: it holds none). What the runtime reports wins over the
+    claim, and a claim older than its lease has lost its worker: the same rules for every runtime."""
+    if model.load_state != LoadState.LOADING:
+        return None
+    listed = snapshot.models.get(model.model_id) if snapshot is not None and snapshot.ok else None
+    # Only an answer given after the claim was made can speak for its load: a cached one from before may
+    # show the model loaded when it has been unloaded since, and releasing on it would drop a wanted load.
+    after_claim = (
+        snapshot is not None
+        and model.load_started_at is not None
+        and snapshot.fetched_at >= model.load_started_at.timestamp()
+    )
+    if after_claim and listed is not None and listed.loaded:
+        return ClaimOutcome.LOADED
+    if _load_claim_stale(model, now):
+        return ClaimOutcome.INTERRUPTED
+    return ClaimOutcome.HELD
+
+
+def _load_claim_end(model: AIModel, *, error: str = "", changed_at: datetime | None = None) -> bool:
+    """End `model`'s claim (as failed with `error`, else released), unless a newer claim replaced it
+    meanwhile. `changed_at` tells other processes that their cached snapshots before it are stale."""
+    fields: dict[str, object] = {"load_state": LoadState.FAILED if error else LoadState.IDLE, "load_error": error}
+    if changed_at is not None:
+        fields["state_changed_at"] = changed_at
+    ended = AIModel.objects.filter(pk=model.pk, load_state=LoadState.LOADING, load_task_id=model.load_task_id).update(
+        **fields
+    )
+    if ended:
+        for name, value in fields.items():
+            setattr(model, name, value)
+    return bool(ended)
+
+
+def _load_claims_settle(models: Iterable[AIModel], snapshots: dict[int, Snapshot], now: datetime) -> None:
+    """Write down the claims a status read found over: a read writes only when a claim ends, once."""
+    for model in models:
+        snapshot = snapshots.get(model.provider_id)
+        outcome = _load_claim_outcome(model, snapshot, now)
+        if outcome == ClaimOutcome.LOADED and snapshot is not None:
+            # Stamped with the snapshot's time, so the snapshot that showed it stays good in this process.
+            changed_at = datetime.fromtimestamp(snapshot.fetched_at, tz=now.tzinfo)
+            _load_claim_end(model, changed_at=changed_at)
+        elif outcome == ClaimOutcome.INTERRUPTED:
+            _load_claim_end(model, error=LOAD_INTERRUPTED)
 
 
 def model_list_with_status(
@@ -386,6 +447,7 @@ def model_list_with_status(
         keys = usable_keys_by_provider(user=user) if any(not m.is_local for m in models) else {}
     now = timezone.now()
     statuses = [_state_of(m, snapshots.get(m.provider_id), keys.get(m.provider_id), now, user) for m in models]
+    _load_claims_settle(models, snapshots, now)
     # Instance-wide providers first, then the caller's own servers, each by name.
     statuses.sort(
         key=lambda s: (s.model.provider.is_private, s.model.provider.name, -s.model.priority, s.model.name.lower())
@@ -498,35 +560,46 @@ def model_load_start(*, model: AIModel) -> str:
     if current.status == Status.UNREACHABLE:
         raise RuntimeUnavailable(current.reason)
     now = timezone.now()
-    stale = now - timedelta(seconds=settings.MODEL_LOAD_TIMEOUT + LOAD_GRACE_SECONDS)
+    stale = now - timedelta(seconds=settings.MODEL_LOAD_STALE_SECONDS)
+    # The task id is chosen here, so the claim names its task before any worker can see the message.
+    task_id = str(uuid.uuid4())
     claimed = (
         AIModel.objects.filter(pk=model.pk)
         .exclude(load_state=LoadState.LOADING, load_started_at__gt=stale)
-        .update(load_state=LoadState.LOADING, load_started_at=now, load_error="")
+        .update(load_state=LoadState.LOADING, load_started_at=now, load_error="", load_task_id=task_id, load_worker="")
     )
     if claimed:
         # By name: the task module imports this one.
-        celery_app.tasks[LOAD_TASK].delay(model.pk)
-    model.refresh_from_db(fields=["load_state", "load_started_at", "load_error", "state_changed_at"])
+        celery_app.tasks[LOAD_TASK].apply_async((model.pk,), task_id=task_id)
+    model.refresh_from_db(
+        fields=["load_state", "load_started_at", "load_error", "load_task_id", "load_worker", "state_changed_at"]
+    )
     return Status.LOADING
 
 
-def model_load_run(*, model_id: int) -> None:
-    """The slow part of a load, run by the worker: ask the server and record how it went."""
+def model_load_run(*, model_id: int, task_id: str, worker: str = "") -> None:
+    """The slow part of a load, run by the worker: ask the server and record how it went. Idempotent: it
+    runs only for the claim that names `task_id` (a message delivered again after its claim ended, was
+    cancelled or replaced does nothing), and a model the server holds already, or is loading already, is
+    not loaded a second time. `worker` ("<node>#<life>") is written on the claim for the worker-start check."""
     model = AIModel.objects.select_related("provider").get(pk=model_id)
-    if model.load_state != LoadState.LOADING:
-        return  # reset while queued: nobody wants this load any more
+    if model.load_state != LoadState.LOADING or model.load_task_id != task_id:
+        return  # ended, cancelled or replaced while queued: nobody wants this load any more
+    AIModel.objects.filter(pk=model.pk, load_task_id=task_id).update(load_worker=worker)
+    runtime = runtime_for(model.provider)
     started = time.monotonic()
     try:
-        runtime_for(model.provider).load(model.model_id, timeout=settings.MODEL_LOAD_TIMEOUT)
+        _load_once(runtime, model.model_id, timeout=settings.MODEL_LOAD_TIMEOUT)
     except UpstreamError as exc:
         MODEL_LOAD_SECONDS.labels(model.ref, "failed").observe(time.monotonic() - started)
-        AIModel.objects.filter(pk=model.pk).update(
+        ended = AIModel.objects.filter(pk=model.pk, load_state=LoadState.LOADING, load_task_id=task_id).update(
             load_state=LoadState.FAILED, load_error=exc.message, state_changed_at=timezone.now()
         )
-        # A refused connection is the server's state, not the model's: it does not earn a cooldown.
-        model_record_failure(model=model, reason=f"Load failed: {exc.message}", retryable=exc.retryable)
+        if ended:  # a cancelled or replaced claim's failure is nobody's news
+            # A refused connection is the server's state, not the model's: it does not earn a cooldown.
+            model_record_failure(model=model, reason=f"Load failed: {exc.message}", retryable=exc.retryable)
     else:
+        # Recorded whoever holds the claim now: the model is in memory, which ends any claim.
         MODEL_LOAD_SECONDS.labels(model.ref, "loaded").observe(time.monotonic() - started)
         AIModel.objects.filter(pk=model.pk).update(
             load_state=LoadState.IDLE,
@@ -537,6 +610,66 @@ def model_load_run(*, model_id: int) -> None:
             last_error="",
         )
     runtime_snapshot_forget(provider=model.provider)
+
+
+def _load_once(runtime: LocalRuntime, key: str, *, timeout: float) -> None:
+    """Load `key` unless the server holds it already; wait for a load the server reports under way
+    instead of starting another (a task run again after a crash must not load a second copy)."""
+    deadline = time.monotonic() + timeout
+    snapshot = runtime.snapshot()
+    listed = snapshot.models.get(key) if snapshot.ok else None
+    if listed is None or not (listed.loaded or listed.loading):
+        runtime.load(key, timeout=timeout)
+        return
+    while not listed.loaded:
+        if time.monotonic() >= deadline:
+            raise UpstreamError(f"{key} was not loaded within {timeout:.0f} s")
+        time.sleep(UPSTREAM_LOAD_POLL_SECONDS)  # polling a server with a deadline: it has no push
+        snapshot = runtime.snapshot()
+        listed = snapshot.models.get(key) if snapshot.ok else None
+        if listed is None or not (listed.loaded or listed.loading):
+            raise UpstreamError(f"The server's own load of {key} ended without loading it")
+
+
+def model_load_cancel(*, model: AIModel) -> None:
+    """Drop the load claim on `model` (staff): the model shows its live state again at once. A load the
+    server is already doing cannot be called back; if it finishes, the model shows as loaded."""
+    if not model.is_local:
+        raise ModelNotLocal(f"{model.ref} is a cloud model; only local models are loaded")
+    cancelled = AIModel.objects.filter(pk=model.pk, load_state=LoadState.LOADING).update(
+        load_state=LoadState.IDLE, load_error=""
+    )
+    if cancelled:
+        runtime_snapshot_forget(provider=model.provider)
+    model.refresh_from_db(fields=["load_state", "load_error", "load_task_id", "load_worker"])
+
+
+def model_load_claims_recover(*, worker: str) -> int:
+    """Run when a worker starts (`worker` is "<node>#<life>"): end the claims whose task cannot be running,
+    namely those an earlier life of this node held (a node name is live once at a time, so its tasks died
+    with it) and those past their lease, whoever held them. Each becomes loaded if its server lists the
+    model loaded, failed with LOAD_INTERRUPTED otherwise. Claims another live node holds, or that no
+    worker has started yet (their message may still be queued), are left to their task or their lease.
+    Returns the number of claims ended."""
+    node = worker.partition("#")[0]
+    now = timezone.now()
+    dead = Q(load_worker__startswith=f"{node}#") & ~Q(load_worker=worker)
+    stale = Q(load_started_at__isnull=True) | Q(
+        load_started_at__lte=now - timedelta(seconds=settings.MODEL_LOAD_STALE_SECONDS)
+    )
+    claims = AIModel.objects.select_related("provider").filter(Q(load_state=LoadState.LOADING) & (dead | stale))
+    snapshots: dict[int, Snapshot] = {}
+    ended = 0
+    for model in claims:
+        if model.provider_id not in snapshots:
+            snapshots[model.provider_id] = runtime_snapshot(provider=model.provider, refresh=True)
+        snapshot = snapshots[model.provider_id]
+        listed = snapshot.models.get(model.model_id) if snapshot.ok else None
+        if listed is not None and listed.loaded:
+            ended += _load_claim_end(model, changed_at=datetime.fromtimestamp(snapshot.fetched_at, tz=now.tzinfo))
+        else:
+            ended += _load_claim_end(model, error=LOAD_INTERRUPTED)
+    return ended
 
 
 async def model_wait_for_load(*, model_id: int, timeout: float, poll_interval: float = 0.25) -> ModelStatus:

@@ -8,6 +8,7 @@ urlpatterns = [
     path("failures/reset/", views.failures_reset, name="models-reset"),
     path("<int:pk>/row/", views.model_row, name="model-row"),
     path("<int:pk>/load/", views.model_load, name="model-load"),
+    path("<int:pk>/load/cancel/", views.model_load_cancel, name="model-load-cancel"),
     path("<int:pk>/unload/", views.model_unload, name="model-unload"),
     path("<int:pk>/active/", views.model_set_active, name="model-active"),
 ]

@@ -59,6 +59,12 @@ def model_load(request: HttpRequest, pk: int) -> HttpResponse:
 
 @staff_member_required
 @require_POST
+def model_load_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    return _act(request, pk, lambda m: services.model_load_cancel(model=m))
+
+
+@staff_member_required
+@require_POST
 def model_unload(request: HttpRequest, pk: int) -> HttpResponse:
     return _act(request, pk, lambda m: services.model_unload(model=m))
 

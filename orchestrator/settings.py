@@ -183,6 +183,8 @@ MODEL_STATUS_TTL = env.float("MODEL_STATUS_TTL", default=10.0)
 MODEL_ALLOWED_FAILS = env.int("MODEL_ALLOWED_FAILS", default=3)
 MODEL_COOLDOWN_SECONDS = env.float("MODEL_COOLDOWN_SECONDS", default=30.0)
 MODEL_LOAD_TIMEOUT = env.float("MODEL_LOAD_TIMEOUT", default=300.0)
+# A load claim's lease: a claim this old has lost its worker (longer than the slowest real load).
+MODEL_LOAD_STALE_SECONDS = env.float("MODEL_LOAD_STALE_SECONDS", default=600.0)
 UPSTREAM_CONNECT_TIMEOUT = env.float("UPSTREAM_CONNECT_TIMEOUT", default=5.0)
 UPSTREAM_READ_TIMEOUT = env.float("UPSTREAM_READ_TIMEOUT", default=10.0)
 COMPLETION_TIMEOUT = env.float("COMPLETION_TIMEOUT", default=60.0)  # to the first byte of an answer

@@ -43,6 +43,9 @@ class RuntimeModel:
     max_context_length: int | None
     size_bytes: int | None
     details: dict[str, Any] = field(default_factory=dict)
+    # A load under way on the server (llama.cpp's router says so; LM Studio's list does not), which a
+    # second load request must wait for rather than start again.
+    loading: bool = False
 
     @property
     def loaded(self) -> bool:

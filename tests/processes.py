@@ -90,6 +90,13 @@ class ManagedProcess:
                 self.process.kill()
                 self.process.wait()
 
+    def kill(self) -> None:
+        """Stop at once, with no clean-up (kill -9): what a crash, or `make run` giving up on a worker that
+        would not stop, does."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+
     def output(self) -> str:
         return "\n".join(self.lines)
 

@@ -151,6 +151,7 @@ class FakeLMStudio(FakeServer):
         self._cond = threading.Condition()  # guards models' instances, failures and counters
         self._loads_open = threading.Event()
         self._loads_open.set()
+        self._load_epoch = 0  # loads held before abandon_held_loads() end without loading
         self._failures: dict[str, _Failure] = {}
         self._jit_locks: dict[str, threading.Lock] = {}
         self._ids = itertools.count(1)
@@ -214,6 +215,16 @@ class FakeLMStudio(FakeServer):
     def release_loads(self) -> None:
         self._loads_open.set()
 
+    def abandon_held_loads(self) -> None:
+        """End the loads now held without loading anything, as a server that dropped them would (their
+        client is gone); loads that arrive later are held as before if loads were held."""
+        with self._cond:
+            self._load_epoch += 1
+        holding = not self._loads_open.is_set()
+        self._loads_open.set()  # wakes every held load; each sees the new epoch and gives up
+        if holding:
+            self._loads_open.clear()
+
     def on_stop(self) -> None:
         self._loads_open.set()
 
@@ -221,6 +232,11 @@ class FakeLMStudio(FakeServer):
         """Block until at least n loads (in total) have arrived; False on timeout."""
         with self._cond:
             return self._cond.wait_for(lambda: self.loads_started >= n, timeout)
+
+    def wait_for_loaded(self, key: str, timeout: float = 10.0) -> bool:
+        """Block until ``key`` has a loaded instance; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: key in self.models and bool(self.models[key].instances), timeout)
 
     def fail_load(
         self,
@@ -322,11 +338,14 @@ class FakeLMStudio(FakeServer):
         """Shared by explicit and just-in-time loads: returns the new instance id or an error."""
         with self._cond:
             self.loads_started += 1
+            epoch = self._load_epoch
             self._cond.notify_all()
         self._loads_open.wait()
         if self.load_delay:
             self.stopping.wait(self.load_delay)
         with self._cond:
+            if epoch != self._load_epoch:
+                return json_response({"error": {"message": "Load abandoned", "type": "internal_error"}}, 500)
             failure = self._failures.get(model.key)
             if failure is not None:
                 if failure.remaining is not None:
@@ -341,6 +360,7 @@ class FakeLMStudio(FakeServer):
             while instance_id in model.instances:  # LM Studio numbers extra copies key:2, key:3...
                 instance_id, n = f"{model.key}:{n}", n + 1
             model.instances.append(instance_id)
+            self._cond.notify_all()
             if context_length:
                 model.context_lengths[instance_id] = context_length
             return instance_id

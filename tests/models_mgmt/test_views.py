@@ -51,9 +51,10 @@ def test_load_button_answers_with_a_polling_row(
     try:
         from unittest import mock
 
-        with mock.patch("models_mgmt.tasks.model_load_task.delay") as delay:
+        with mock.patch("models_mgmt.tasks.model_load_task.apply_async") as send:
             response = alice_web.post(f"/models/{discovered[GEMMA].pk}/load/", headers=HTMX)
-        delay.assert_called_once_with(discovered[GEMMA].pk)
+        # The claim names the task it sent.
+        send.assert_called_once_with((discovered[GEMMA].pk,), task_id=AIModel.objects.get(model_id=GEMMA).load_task_id)
     finally:
         app.conf.task_always_eager = True
     html = response.content.decode()
