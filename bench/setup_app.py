@@ -49,7 +49,9 @@ def main() -> int:
     refused_key = apikey_create(
         user=user, provider="openai_compatible", key=KEY, label="refused", base_url=f"{args.refused_url}/v1"
     )
-    models_store_remote(provider=refused_key.provider, remote=[RemoteModel(id="gpt-4o-mini")])
+    models_store_remote(
+        provider=refused_key.provider, remote=[RemoteModel(id="gpt-4o-mini")], owner_id=refused_key.owner_id
+    )
 
     synced = models_sync(user=user)
     failed = [r for r in synced if not r.ok and r.provider != refused_key.provider.name]

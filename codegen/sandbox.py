@@ -162,6 +162,9 @@ def _bwrap_argv(*, env_dir: Path, project: Path, report: Path, limits: SandboxLi
             argv += ["--symlink", os.readlink(target), str(target)]
         elif target.is_dir():
             argv += ["--ro-bind", str(target), str(target)]
+    # The private /tmp comes before the environment's bind mounts: the app (and so the environment) may itself
+    # live below the host's /tmp, and a tmpfs mounted later would hide it.
+    argv += ["--size", str(limits.tmp_bytes), "--tmpfs", "/tmp"]
     base = _base_prefix(env_dir)
     if base is not None and not str(base).startswith("/usr/"):
         argv += ["--ro-bind", str(base), str(base)]
@@ -173,10 +176,6 @@ def _bwrap_argv(*, env_dir: Path, project: Path, report: Path, limits: SandboxLi
         "/proc",
         "--dev",
         "/dev",
-        "--size",
-        str(limits.tmp_bytes),
-        "--tmpfs",
-        "/tmp",
         "--bind",
         str(project),
         PROJECT_MOUNT,
