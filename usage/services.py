@@ -18,7 +18,7 @@ import io
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
 from django.conf import settings
@@ -112,12 +112,21 @@ def _prices_changed(**kwargs: Any) -> None:
     cache.delete(PRICES_CACHE_KEY)
 
 
-def cost_micro_usd(*, table: PriceTable, kind: str, model_id: str, prompt: int, completion: int) -> int:
-    """Millionths of a dollar: tokens x USD per million tokens. A model without a price costs 0."""
+def cost_usd(*, table: PriceTable, kind: str, model_id: str, prompt: int, completion: int) -> Decimal:
+    """What the tokens cost, exactly (to the record's 8 decimal places). A model without a price costs 0."""
     rates = table.get((kind, model_id))
     if rates is None:
-        return 0
-    return int(prompt * rates[0] + completion * rates[1])
+        return Decimal(0)
+    return ((prompt * rates[0] + completion * rates[1]) / 1_000_000).quantize(Decimal("0.00000001"))
+
+
+def to_micro(cost: Decimal) -> int:
+    """Millionths of a dollar for the budget counter, rounded up: a budget never undercounts."""
+    return int((cost * 1_000_000).to_integral_value(rounding=ROUND_CEILING))
+
+
+def cost_micro_usd(*, table: PriceTable, kind: str, model_id: str, prompt: int, completion: int) -> int:
+    return to_micro(cost_usd(table=table, kind=kind, model_id=model_id, prompt=prompt, completion=completion))
 
 
 # --- limits -----------------------------------------------------------------------------------------------
@@ -142,6 +151,12 @@ class Limits:
         if budget is None:
             return cls()
         return cls(budget.requests_per_minute, budget.tokens_per_day, budget.cost_per_month_usd)
+
+
+@receiver([post_save, post_delete], sender=Budget)
+def _budget_changed(instance: Budget, **kwargs: Any) -> None:
+    # From the API, the page or the admin alike: the next call reads the limits afresh.
+    cache.delete(DEFAULT_KEY if instance.user_id is None else _user_key(instance.user_id))
 
 
 def _user_key(user_id: int) -> str:
@@ -346,11 +361,11 @@ def usage_record_calls(
         )
         if estimated and call.completion_chars == 0 and call.outcome not in ("ok", "cancelled"):
             prompt = 0  # refused before the prompt was read: nothing to estimate
-        cost = cost_micro_usd(
+        cost = cost_usd(
             table=table, kind=call.provider_kind, model_id=call.model_id, prompt=prompt, completion=completion
         )
         tokens_used += prompt + completion
-        cost_used += cost
+        cost_used += to_micro(cost)
         records.append(
             UsageRecord(
                 user=user if user is not None and user.is_authenticated else None,
@@ -366,14 +381,14 @@ def usage_record_calls(
                 latency_ms=call.latency_ms,
                 first_token_ms=call.first_token_ms,
                 outcome=call.outcome[:40],
-                cost_usd=Decimal(cost) / 1_000_000,
+                cost_usd=cost,
             )
         )
         provider, model = _labels(call)
         outcome = observability.reason_label(call.outcome)
         observability.TOKENS.labels(provider, model, outcome, "prompt").inc(prompt)
         observability.TOKENS.labels(provider, model, outcome, "completion").inc(completion)
-        observability.COST.labels(provider, model, outcome).inc(cost / 1_000_000)
+        observability.COST.labels(provider, model, outcome).inc(float(cost))
     if records:
         UsageRecord.objects.bulk_create(records)
     if user is not None and user.is_authenticated and (records or admission.counted):
@@ -480,11 +495,8 @@ def budget_set(
     }
     if username is None:
         Budget.objects.update_or_create(is_default=True, user=None, defaults=values)
-        cache.delete(DEFAULT_KEY)
     else:
-        user = _user_named(username)
-        Budget.objects.update_or_create(user=user, defaults=values)
-        cache.delete(_user_key(user.pk))
+        Budget.objects.update_or_create(user=_user_named(username), defaults=values)
     return budget_get(viewer=actor, username=username)
 
 
@@ -494,7 +506,6 @@ def budget_clear(*, actor: AbstractBaseUser, username: str) -> BudgetView:
         raise UsageForbidden("Only staff set budgets.")
     user = _user_named(username)
     Budget.objects.filter(user=user).delete()
-    cache.delete(_user_key(user.pk))
     return budget_get(viewer=actor, username=username)
 
 
@@ -603,3 +614,27 @@ def usage_csv(*, report: UsageReport) -> str:
     for row in [*report.rows, report.totals]:
         writer.writerow([row.key, row.requests, row.prompt_tokens, row.completion_tokens, f"{row.cost_usd:.6f}"])
     return out.getvalue()
+
+
+# --- pages ------------------------------------------------------------------------------------------------
+
+
+def usage_page_data(
+    *, viewer: AbstractBaseUser, since: date | None, until: date | None, username: str | None
+) -> dict[str, Any]:
+    """Everything the Usage page shows: the report by day, model and provider, and the remaining budget
+    of the user shown (none when staff look at everyone)."""
+    reports = {
+        group: usage_report(viewer=viewer, group_by=group, since=since, until=until, username=username)
+        for group in ("day", "model", "provider")
+    }
+    shown = reports["day"].username
+    budget = budget_get(viewer=viewer, username=shown) if shown else None
+    return {**reports, "budget": budget, "shown": shown}
+
+
+def budgets_page_data(*, actor: AbstractBaseUser) -> dict[str, Any]:
+    if not actor.is_staff:
+        raise UsageForbidden("Only staff set budgets.")
+    budgets = Budget.objects.filter(is_default=False).select_related("user").order_by("user__username")
+    return {"default": budget_get(viewer=actor, username=None), "budgets": list(budgets)}
