@@ -25,6 +25,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
+from django.db import transaction
 from django.db.models import Case, Count, F, Sum, Value, When
 from django.db.models.functions import TruncDate
 from django.db.models.lookups import LessThanOrEqual
@@ -389,10 +390,13 @@ def usage_record_calls(
         observability.TOKENS.labels(provider, model, outcome, "prompt").inc(prompt)
         observability.TOKENS.labels(provider, model, outcome, "completion").inc(completion)
         observability.COST.labels(provider, model, outcome).inc(float(cost))
-    if records:
-        UsageRecord.objects.bulk_create(records)
-    if user is not None and user.is_authenticated and (records or admission.counted):
-        _settle(user.pk, admission, tokens_used, cost_used)
+    # One transaction, so one commit (on SQLite, one fsync) for the records and the counter together.
+    with transaction.atomic():
+        if records:
+            UsageRecord.objects.bulk_create(records)
+        if user is not None and user.is_authenticated and (records or admission.counted):
+            # Also without a reservation: a counter left from earlier limits stays true to what was spent.
+            _settle(user.pk, admission, tokens_used, cost_used)
     return records
 
 
