@@ -31,6 +31,11 @@ class Chart:
     width: int = WIDTH
     height: int = HEIGHT
 
+    @property
+    def span(self) -> str:
+        """The first and last label, for the axis under an over-time chart."""
+        return f"{self.bars[0].label} … {self.bars[-1].label}" if self.bars else ""
+
 
 def _fmt(metric: str, value: float | int | Decimal) -> str:
     if metric == "cost_usd":

@@ -544,6 +544,8 @@ def usage_range(*, since: date | None, until: date | None) -> tuple[date, date]:
     since = since or until - timedelta(days=29)
     if since > until:
         raise UsageError("'since' is after 'until'.")
+    if until >= date.max - timedelta(days=1) or since.year < 1970:
+        raise UsageError("The range must lie between 1970 and 9999.")
     if (until - since).days >= MAX_RANGE_DAYS:
         raise UsageError(f"The range is longer than {MAX_RANGE_DAYS} days.")
     return since, until

@@ -95,6 +95,8 @@ def budget_save(request: HttpRequest) -> HttpResponse:
             tokens_per_day=_limit(request.POST.get("tokens_per_day", ""), int),
             cost_per_month_usd=_limit(request.POST.get("cost_per_month_usd", ""), Decimal),
         )
+    except services.UsageForbidden as exc:
+        return HttpResponse(exc.message, status=exc.status_code, content_type="text/plain; charset=utf-8")
     except ServiceError as exc:
         messages.error(request, exc.message)
         return render(

@@ -89,6 +89,8 @@ def test_by_day_and_the_date_range(records: None, alice_api: Client, charlie: Us
         ("group_by=week", 422),
         ("since=2026-05-02&until=2026-05-01", 400),
         ("since=2020-01-01&until=2026-01-01", 400),
+        ("since=9999-12-31&until=9999-12-31", 400),
+        ("since=0001-01-01&until=0001-01-02", 400),
     ],
 )
 def test_bad_queries_are_4xx_with_detail(alice_api: Client, query: str, status: int) -> None:
