@@ -66,7 +66,8 @@ class OverBudget(ServiceError):
         self.limit, self.resets_at = limit, resets_at
         self.retry_after = max(1, int((resets_at - now).total_seconds() + 0.999))
         super().__init__(
-            f"Over budget: your {limit} limit ({value} {LIMIT_WORDS[limit]}) is reached; it resets at "
+            f"Over budget: this request does not fit what is left of your {limit} limit ({value} "
+            f"{LIMIT_WORDS[limit]}); it resets at "
             f"{resets_at:%Y-%m-%d %H:%M:%S} UTC (in {self.retry_after} s)."
         )
 

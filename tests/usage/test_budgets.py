@@ -130,7 +130,7 @@ def test_every_limit_on_every_path(path: str, limit: str, priced: Cloud, alice: 
     second = call(alice, stream)
     assert second.status == 429, second.detail
     assert priced.fake.chat_count == calls_before  # refused before any model was asked
-    assert f"your {limit} limit" in second.detail
+    assert f"your {limit} limit" in second.detail, second.detail
     assert "resets at" in second.detail
     assert "Over budget" in second.detail
     if path not in ("chat", "testgen-run"):
