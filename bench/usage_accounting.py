@@ -11,7 +11,8 @@ Modes:
              record and the settling UPDATE after it
 
 Printed: time to first token (what a user waits for) and time to the end of the call (record included),
-median and p95, in milliseconds. A fresh SQLite database in a temporary VAR_DIR, the local-memory cache."""
+median and p95, in milliseconds. A fresh SQLite database in a temporary VAR_DIR and the local-memory cache,
+unless BENCH_DATABASE_URL (and BENCH_REDIS_URL) name others."""
 
 from __future__ import annotations
 
@@ -29,8 +30,12 @@ from unittest import mock
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 VAR = tempfile.mkdtemp(prefix="bench-usage-")
+# The embedded lane by default; BENCH_DATABASE_URL / BENCH_REDIS_URL measure the services lane (a database
+# of its own: the script migrates it and leaves its rows there).
 for name in ("DATABASE_URL", "REDIS_URL"):
     os.environ.pop(name, None)
+    if os.environ.get(f"BENCH_{name}"):
+        os.environ[name] = os.environ[f"BENCH_{name}"]
 os.environ.update(
     DJANGO_SETTINGS_MODULE="orchestrator.settings",
     VAR_DIR=VAR,
@@ -98,6 +103,7 @@ def main() -> int:
     args = parser.parse_args()
     call_command("migrate", verbosity=0)
     with FakeOpenAI(keys={KEY}) as fake:
+        AIModel.objects.filter(provider__name="openai", model_id="gpt-4o-mini").delete()
         provider, _ = Provider.objects.update_or_create(
             name="openai", defaults={"kind": "openai", "base_url": f"{fake.url}/v1", "enabled": True}
         )
@@ -105,12 +111,17 @@ def main() -> int:
             pk=AIModel.objects.create(provider=provider, model_id="gpt-4o-mini").pk
         )
         users = {}
-        staff = get_user_model().objects.create_user("staff", is_staff=True)
+        run_id = str(int(time.time()))  # a reused database keeps the users of earlier runs
+        staff = get_user_model().objects.create_user(f"staff-{run_id}", is_staff=True)
         for mode in ("off", "on", "limits"):
-            users[mode] = get_user_model().objects.create_user(mode)
+            users[mode] = get_user_model().objects.create_user(f"{mode}-{run_id}")
             apikey_create(user=users[mode], provider="openai", key=KEY)
         budget_set(
-            actor=staff, username="limits", requests_per_minute=10**6, tokens_per_day=10**12, cost_per_month_usd=10**6
+            actor=staff,
+            username=f"limits-{run_id}",
+            requests_per_minute=10**6,
+            tokens_per_day=10**12,
+            cost_per_month_usd=10**6,
         )
         samples = asyncio.run(run(args.n, users, model))
     records = UsageRecord.objects.count()
