@@ -252,7 +252,10 @@ def budget_admit(
     admission = Admission(True, periods, tokens, cost)
     if _admit(user.pk, limits, admission):
         return admission
-    if _counter_create(user.pk, periods) and _admit(user.pk, limits, admission):
+    # No counter yet (or over a limit): make sure the row exists, whoever creates it (another process may
+    # be doing so at this moment), and ask once more. Only the first call or a refusal comes here.
+    _counter_create(user.pk, periods)
+    if _admit(user.pk, limits, admission):
         return admission
     raise _refusal(user.pk, limits, admission)
 
@@ -281,9 +284,11 @@ def _admit(user_id: int, limits: Limits, admission: Admission) -> bool:
     return updated == 1
 
 
-def _counter_create(user_id: int, periods: Periods) -> bool:
+def _counter_create(user_id: int, periods: Periods) -> None:
     """The user's counter, started from what the records say was spent this day and month (a counter
-    created after limits were first set). True when it was created now."""
+    created after limits were first set)."""
+    if BudgetCounter.objects.filter(user_id=user_id).exists():
+        return
     day_start = datetime.combine(periods.now.date(), datetime.min.time(), tzinfo=UTC)
     month_start = day_start.replace(day=1)
     records = UsageRecord.objects.filter(user_id=user_id)
@@ -291,7 +296,7 @@ def _counter_create(user_id: int, periods: Periods) -> bool:
         n=Sum(F("prompt_tokens") + F("completion_tokens"))
     )["n"]
     month_cost = records.filter(created_at__gte=month_start).aggregate(n=Sum("cost_usd"))["n"]
-    _, created = BudgetCounter.objects.get_or_create(
+    BudgetCounter.objects.get_or_create(
         user_id=user_id,
         defaults={
             "day": periods.day,
@@ -300,7 +305,6 @@ def _counter_create(user_id: int, periods: Periods) -> bool:
             "month_cost_micro_usd": int((month_cost or 0) * 1_000_000),
         },
     )
-    return created
 
 
 def _refusal(user_id: int, limits: Limits, admission: Admission) -> OverBudget:
