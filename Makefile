@@ -67,6 +67,11 @@ bench: $(BIN)/.runtime
 	$(BIN)/python -m pip install --quiet -r bench/requirements.txt
 	$(BIN)/python bench/run.py
 
+# What usage accounting costs on the hot path (side by side, one run): make bench-usage [N=300]
+.PHONY: bench-usage
+bench-usage: $(BIN)/.runtime
+	$(BIN)/python bench/usage_accounting.py
+
 # The backend generator runs generated projects' tests under bubblewrap, on a Python environment of its
 # own (requirements-sandbox.txt, in var/sandbox-env). Installs bwrap if missing; the environment is built
 # once (its stamp file is compared with the requirements file, so a later run costs a second).

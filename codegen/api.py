@@ -27,7 +27,9 @@ def _run(request: HttpRequest, run_id: int) -> CodegenRun:
 
 
 @router.post(
-    "/codegen/runs", response={202: RunCreatedOut, 400: ErrorOut, 404: ErrorOut}, summary="Generate tests from OpenAPI"
+    "/codegen/runs",
+    response={202: RunCreatedOut, 400: ErrorOut, 404: ErrorOut, 429: ErrorOut},
+    summary="Generate tests from OpenAPI",
 )
 def create_run(request: HttpRequest, payload: RunIn) -> Status[RunCreatedOut]:
     run = services.codegen_run_create(

@@ -20,13 +20,14 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from codegen.models import CodegenRun, RunStatus
 from codegen.screening import ScreenResult, screen_code
 from codegen.specs import SpecError, spec_parse, spec_text_of
-from completions.services import UNAVAILABLE_CODES, CompletionResult, completion_collect
+from completions.services import OVER_BUDGET, UNAVAILABLE_CODES, CompletionResult, completion_collect
 from models_mgmt.models import AIModel
 from models_mgmt.services import ModelNotFound, Status, model_get, model_list_with_status, model_resolve
 from orchestrator import observability
 from orchestrator.celery import app as celery_app
 from orchestrator.errors import ServiceError
 from providers.adapters import ChatParams
+from usage.models import RequestKind
 
 SYSTEM_PROMPT = (
     "You write Python 3.11 code only. Answer with one ```python fenced block and nothing else: no prose, no "
@@ -89,16 +90,19 @@ def extract_code(answer: str) -> str:
     return ("\n\n".join(b.strip("\n") for b in chosen) if chosen else answer.strip()) + "\n"
 
 
-def rate_limit_take(*, user: AbstractBaseUser) -> int:
-    """Count one request in the user's current window; the requests left. The counter lives in the cache,
-    so with Redis every process shares it, and `incr` is atomic there (and under local memory's lock)."""
+def rate_limit_take(*, user: AbstractBaseUser, units: int = 1) -> int:
+    """Count `units` upstream calls (a request, each part of a chunked prompt, a test-generation run) in the
+    user's current window; the units left. The counter lives in the cache, so with Redis every process
+    shares it, and `incr` is atomic there (and under local memory's lock)."""
     window = settings.CODEGEN_RATE_WINDOW_SECONDS
     now = time.time()
     start = int(now // window * window)
     key = f"codegen:rate:{user.pk}:{start}"
     cache.add(key, 0, timeout=window + 5)
-    used = cache.incr(key)
+    used = cache.incr(key, units)
     if used > settings.CODEGEN_RATE_LIMIT:
+        if units > 1:
+            cache.decr(key, units)  # refused whole: what was left stays for a smaller request
         raise RateLimited(
             f"At most {settings.CODEGEN_RATE_LIMIT} code generations per {window} s; try again shortly.",
             retry_after=max(1, int(start + window - now + 0.999)),
@@ -187,6 +191,8 @@ def _blocking(screening: ScreenResult) -> str:
 
 def _upstream_error(result: CompletionResult) -> CodegenError:
     error = result.error or {}
+    if error.get("code") == OVER_BUDGET:
+        return RateLimited(error["message"], retry_after=error["retry_after"])
     message = f"The model could not answer: {error.get('message', 'unknown error')}"
     if error.get("code") in UNAVAILABLE_CODES:
         return NoModelAvailable(message)
@@ -230,12 +236,17 @@ async def _generate(*, user: AbstractBaseUser, prompt: object, model_ref: object
     remaining = await sync_to_async(rate_limit_take)(user=user)
     model = await sync_to_async(choose_model)(user=user, ref=ref)
     parts = split_prompt(text, _prompt_budget(model))
+    if len(parts) > 1:
+        # Every upstream call counts: the first part was counted above, the others count now, before any.
+        remaining = await sync_to_async(rate_limit_take)(user=user, units=len(parts) - 1)
     codes: list[str] = []
     answered_by = model.ref
     for index, part in enumerate(parts, start=1):
         ask = part if len(parts) == 1 else f"Part {index} of {len(parts)} of a larger request:\n\n{part}"
         messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": ask}]
-        result = await completion_collect(user=user, model=model, messages=messages, params=ChatParams())
+        result = await completion_collect(
+            user=user, model=model, messages=messages, params=ChatParams(), kind=RequestKind.CODEGEN
+        )
         if not result.ok:
             raise _upstream_error(result)
         answered_by = result.model or answered_by
@@ -266,13 +277,17 @@ class CodeModelClient(Protocol):
 class CompletionServiceClient:
     """The default client: the unified completion service, with its fallback and loading."""
 
-    def __init__(self, *, user: AbstractBaseUser, model: AIModel, system: str = SYSTEM_PROMPT) -> None:
-        self.user, self.model, self.system = user, model, system
+    def __init__(
+        self, *, user: AbstractBaseUser, model: AIModel, system: str = SYSTEM_PROMPT, kind: str = RequestKind.TESTGEN
+    ) -> None:
+        self.user, self.model, self.system, self.kind = user, model, system, kind
         self.answered_by = ""
 
     async def agenerate(self, prompt: str) -> str:
         messages = [{"role": "system", "content": self.system}, {"role": "user", "content": prompt}]
-        result = await completion_collect(user=self.user, model=self.model, messages=messages, params=ChatParams())
+        result = await completion_collect(
+            user=self.user, model=self.model, messages=messages, params=ChatParams(), kind=self.kind
+        )
         if not result.ok:
             raise _upstream_error(result)
         self.answered_by = result.model or self.model.ref
@@ -383,6 +398,9 @@ def codegen_run_create(
     text = spec_text_of(raw=spec)
     document = spec_parse(text=text)
     model = choose_model(user=owner, ref=model_ref, named=False) if model_ref else None
+    # A run calls a model as a generation does, so it counts against the same limit (after the checks
+    # above: a spec that cannot run costs nothing).
+    rate_limit_take(user=owner)
     run = CodegenRun.objects.create(
         owner=owner,
         spec=text,  # as sent: parsed again when the run starts, never stored expanded

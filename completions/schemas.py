@@ -38,3 +38,10 @@ class CompletionOut(Schema):
     first_token_ms: int | None
     fallbacks: list[dict[str, str]]
     error: dict[str, Any] | None
+
+
+class OverBudgetOut(Schema):
+    detail: str = Field(description="Which limit, and when it resets")
+    limit: Literal["requests_per_minute", "tokens_per_day", "cost_per_month_usd"]
+    resets_at: str
+    retry_after: int = Field(description="Seconds; also sent as the Retry-After header")

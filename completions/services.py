@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -25,17 +26,48 @@ from models_mgmt import services as registry
 from models_mgmt.models import AIModel
 from models_mgmt.services import Status
 from orchestrator import observability
+from orchestrator.errors import ServiceError
 from providers.adapters import Adapter, ChatParams, Delta, ErrorCode, Finish, Message, ProviderError
 from providers.crypto import DecryptError
 from providers.models import ApiKey
 from providers.registry import adapter_for
 from providers.services import apikey_for_call, apikey_mark_working, apikey_plaintext
+from usage.models import RequestKind
+from usage.services import (
+    Admission,
+    CallRecord,
+    OverBudget,
+    budget_admit,
+    prompt_tokens_estimate,
+    usage_record_calls,
+)
 
 # Final error codes that mean nothing could be asked at all (503), as opposed to an upstream that was asked
 # and failed (502): no usable key, a server down or switched off, a failed load, an address the guard refused.
 UNAVAILABLE_CODES = frozenset(
     {"no_key", "unreachable", "inactive", "failed", "load_failed", "key_unreadable", ErrorCode.BLOCKED}
 )
+# The caller's budget refused the request before any model was asked (HTTP 429 with Retry-After).
+OVER_BUDGET = "over_budget"
+
+
+class ParamsError(ServiceError):
+    """Parameters no model should be sent (400), e.g. a `max_tokens` no context can hold."""
+
+
+def completion_params_check(*, model: AIModel, params: ChatParams) -> None:
+    """`max_tokens` may not exceed the model's context length nor MAX_COMPLETION_TOKENS: an absurd value
+    is the caller's mistake to be told about, not a figure to pass upstream (or to reserve a budget for)."""
+    if params.max_tokens is None:
+        return
+    if params.max_tokens > settings.MAX_COMPLETION_TOKENS:
+        raise ParamsError(
+            f"max_tokens is {params.max_tokens}, above this instance's limit of {settings.MAX_COMPLETION_TOKENS}."
+        )
+    if model.context_length and params.max_tokens > model.context_length:
+        raise ParamsError(
+            f"max_tokens is {params.max_tokens}, above {model.ref}'s context length of {model.context_length} tokens."
+        )
 
 
 @dataclass(frozen=True)
@@ -138,16 +170,26 @@ async def completion_stream(
     params: ChatParams | None = None,
     fallback: bool = True,
     key_id: int | None = None,
+    kind: str = RequestKind.CHAT,
 ) -> AsyncIterator[CompletionEvent]:
-    """The events of one completion, observed: a span, metrics per model, one log line at the end.
-    `key_id` names one of the caller's keys for `model`'s provider; without it their default key is used."""
+    """The events of one completion, observed: a span, metrics per model, one log line at the end, and a
+    usage record per upstream call, written once the stream is over (however it ended).
+    `key_id` names one of the caller's keys for `model`'s provider; without it their default key is used.
+    `kind` says who asked (the chat calls without it, hence its default), for the usage records."""
     started = time.monotonic()
     answering, outcome, first_token = model.ref, "cancelled", False
     labels = _labels(model.ref, model.provider.is_private)
     call = observability.tracer().start_span("llm.completion", attributes={"llm.requested_model": model.ref})
+    accounting = _Accounting(user=user, prompt_tokens=prompt_tokens_estimate(messages=messages))
     try:
         events = _completion_events(
-            user=user, model=model, messages=messages, params=params, fallback=fallback, key_id=key_id
+            user=user,
+            model=model,
+            messages=messages,
+            params=params,
+            fallback=fallback,
+            key_id=key_id,
+            accounting=accounting,
         )
         async with aclosing(events) as stream:
             async for event in stream:
@@ -168,6 +210,13 @@ async def completion_stream(
                     outcome = observability.reason_label(event.data.get("code", "error"))
                 yield event
     finally:
+        if accounting.calls or accounting.admission.counted:
+            # Shielded: a client that goes away cancels this generator, but not the record of what it cost.
+            await asyncio.shield(
+                sync_to_async(usage_record_calls)(
+                    user=user, kind=kind, calls=accounting.calls, admission=accounting.admission
+                )
+            )
         elapsed = time.monotonic() - started
         observability.COMPLETIONS.labels(*labels, outcome).inc()
         observability.COMPLETION_LATENCY.labels(*labels).observe(elapsed)
@@ -198,6 +247,32 @@ def _labels(ref: str, private: bool) -> tuple[str, str]:
     return provider, model_id
 
 
+@dataclass
+class _Accounting:
+    """What the usage records need, gathered while the stream runs: the budget reservation and one
+    `CallRecord` per upstream call."""
+
+    user: AbstractBaseUser | None
+    prompt_tokens: int
+    admission: Admission = field(default_factory=Admission)
+    calls: list[CallRecord] = field(default_factory=list)
+
+
+def _admit_and_plan(
+    model: AIModel, user: AbstractBaseUser | None, key_id: int | None, params: ChatParams, accounting: _Accounting
+) -> _Ready | _NotReady:
+    """The budget check and the first plan in one trip to the database thread: the check is a cache read
+    (no query) for a user without limits, and one conditional UPDATE for a user with some."""
+    accounting.admission = budget_admit(
+        user=user,
+        kind=model.provider.kind,
+        model_id=model.model_id,
+        prompt_tokens=accounting.prompt_tokens,
+        max_tokens=params.max_tokens,
+    )
+    return _plan(model, user, key_id)
+
+
 async def _completion_events(
     *,
     user: AbstractBaseUser | None,
@@ -206,6 +281,7 @@ async def _completion_events(
     params: ChatParams | None,
     fallback: bool,
     key_id: int | None,
+    accounting: _Accounting,
 ) -> AsyncIterator[CompletionEvent]:
     params = params or ChatParams()
     started = time.monotonic()
@@ -215,7 +291,16 @@ async def _completion_events(
         tried.append(current.pk)
         # A named key is for the requested model's provider; a fallback model uses the caller's default key.
         current_key = key_id if current is model else None
-        plan = await sync_to_async(_plan)(current, user, current_key)
+        if current is model:
+            try:
+                plan = await sync_to_async(_admit_and_plan)(current, user, current_key, params, accounting)
+            except OverBudget as exc:
+                yield CompletionEvent(
+                    "error", {"code": OVER_BUDGET, "message": exc.message, "model": current.ref, **exc.as_dict()}
+                )
+                return
+        else:
+            plan = await sync_to_async(_plan)(current, user, current_key)
         if isinstance(plan, _NotReady) and plan.needs_load:
             # Said before the (possibly long) load, so the caller can show it while it happens.
             yield CompletionEvent("loading", {"model": current.ref}, current.provider.is_private)
@@ -229,7 +314,7 @@ async def _completion_events(
         else:
             attempt = _Attempt()
             # Closed explicitly, so a caller that stops listening also closes the upstream connection at once.
-            async with aclosing(_call(current, plan, messages, params, started, attempt)) as events:
+            async with aclosing(_call(current, plan, messages, params, started, attempt, accounting)) as events:
                 async for event in events:
                     yield event
             if attempt.final:
@@ -270,19 +355,30 @@ async def _call(
     params: ChatParams,
     started: float,
     attempt: _Attempt,
+    accounting: _Accounting,
 ) -> AsyncIterator[CompletionEvent]:
-    """Call the model, retrying where it can help; records in `attempt` how it ended."""
+    """Call the model, retrying where it can help; records in `attempt` how it ended, and every upstream
+    call (each try) in `accounting`."""
     tries = 0
     while True:
         yield CompletionEvent("start", {"model": model.ref, "attempt": tries + 1}, model.provider.is_private)
         sent_text = False
+        record = _call_record(model, plan, accounting.prompt_tokens)
+        accounting.calls.append(record)
         try:
             async with aclosing(plan.adapter.stream(model.model_id, messages, params)) as items:
                 async for item in items:
                     if isinstance(item, Delta):
+                        if not sent_text:
+                            record.first_token_ms = int((time.monotonic() - record.started) * 1000)
                         sent_text = True
+                        record.completion_chars += len(item.text)
+                        record.latency_ms = int((time.monotonic() - record.started) * 1000)
                         yield CompletionEvent("delta", {"text": item.text})
                     elif isinstance(item, Finish):
+                        record.outcome = "ok"
+                        record.usage = item.usage.as_dict() if item.usage else None
+                        record.latency_ms = int((time.monotonic() - record.started) * 1000)
                         key_failing = plan.key is not None and plan.key.failing_reason
                         if model.pk is None or model.failure_count or model.cooldown_until or key_failing:
                             # Only then is there anything to record: otherwise no trip to the database thread.
@@ -299,6 +395,8 @@ async def _call(
                         attempt.final = True
                         return
         except ProviderError as exc:
+            record.outcome = str(exc.code)
+            record.latency_ms = int((time.monotonic() - record.started) * 1000)
             await sync_to_async(registry.health_record_failure)(
                 model=model, error=exc, key_id=plan.key.pk if plan.key else None
             )
@@ -317,6 +415,20 @@ async def _call(
             tries += 1
 
 
+def _call_record(model: AIModel, plan: _Ready, prompt_tokens: int) -> CallRecord:
+    return CallRecord(
+        model_ref=model.ref,
+        provider_name=model.provider.name,
+        provider_kind=model.provider.kind,
+        model_id=model.model_id,
+        private=model.provider.is_private,
+        key_id=plan.key.pk if plan.key else None,
+        started_at=datetime.now(tz=UTC),
+        started=time.monotonic(),
+        prompt_estimate=prompt_tokens,
+    )
+
+
 async def completion_collect(
     *,
     user: AbstractBaseUser | None,
@@ -325,13 +437,14 @@ async def completion_collect(
     params: ChatParams | None = None,
     fallback: bool = True,
     key_id: int | None = None,
+    kind: str = RequestKind.CHAT,
 ) -> CompletionResult:
     """The non-streaming form: the same events, gathered."""
     result = CompletionResult()
     parts: list[str] = []
     started = time.monotonic()
     events = completion_stream(
-        user=user, model=model, messages=messages, params=params, fallback=fallback, key_id=key_id
+        user=user, model=model, messages=messages, params=params, fallback=fallback, key_id=key_id, kind=kind
     )
     async for event in events:
         if event.type == "delta":

@@ -14,6 +14,8 @@ Before the service is called:
     400     invalid_request_error  null                      body not JSON / not an object, missing or badly
                                                              typed field, image/audio/file content, tool
                                                              messages, n != 1, stream_options without stream
+    400     invalid_request_error  null                      max_tokens above the model's context length or
+                                                             MAX_COMPLETION_TOKENS (param "max_tokens")
     401     invalid_request_error  null                      no `Authorization: Bearer` token (as OpenAI)
     401     invalid_request_error  invalid_api_key           a token that is not a valid, active API token
     404     invalid_request_error  model_not_found           no such model (param "model"); also when the
@@ -30,6 +32,8 @@ When no model could answer (after retries and fallbacks), by the service's final
     ======  =====================  ========================  =============================================
     status  type                   code                      service code(s)
     ======  =====================  ========================  =============================================
+    429     requests               budget_exceeded           over_budget: the caller's budget on this
+                                                             instance (param names the limit; Retry-After)
     429     requests               rate_limit_exceeded       every candidate whose code is known was
                                                              rate_limited (or quota, mixed)
     429     insufficient_quota     insufficient_quota        every such candidate was out of quota
@@ -69,7 +73,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from completions.services import UNAVAILABLE_CODES, CompletionEvent, CompletionResult
+from completions.services import OVER_BUDGET, UNAVAILABLE_CODES, CompletionEvent, CompletionResult
 from models_mgmt.models import AIModel
 from models_mgmt.services import ModelStatus, Status
 from providers.adapters import ChatParams, ErrorCode
@@ -88,9 +92,17 @@ class GatewayError(Exception):
     """An answer in OpenAI's error shape, with the HTTP status OpenAI would use."""
 
     def __init__(
-        self, status: int, message: str, type_: str, *, param: str | None = None, code: str | None = None
+        self,
+        status: int,
+        message: str,
+        type_: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        retry_after: int | None = None,
     ) -> None:
         super().__init__(message)
+        self.retry_after = retry_after  # seconds, sent as the Retry-After header
         self.status = status
         self.message = message
         self.type = type_
@@ -154,6 +166,11 @@ def service_error(error: dict[str, Any], fallbacks: list[dict[str, Any]], *, par
     message = str(error.get("message") or "The model could not answer.")
     if partial:
         return GatewayError(502, f"The answer broke off: {message}", "server_error", code=code)
+    if code == OVER_BUDGET:
+        # The caller's own budget on this instance, before any model was asked.
+        return GatewayError(
+            429, message, "requests", param=error.get("limit"), code="budget_exceeded", retry_after=error["retry_after"]
+        )
     codes = [str(fb["code"]) for fb in fallbacks if fb.get("code")] + [code]
     if all(c in RATE_LIMIT_CODES for c in codes):
         if all(c == ErrorCode.QUOTA for c in codes):

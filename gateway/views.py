@@ -21,7 +21,13 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts.services import api_token_authenticate
-from completions.services import CompletionEvent, completion_collect, completion_stream
+from completions.services import (
+    CompletionEvent,
+    ParamsError,
+    completion_collect,
+    completion_params_check,
+    completion_stream,
+)
 from gateway import openai_format as fmt
 from models_mgmt.models import AIModel
 from models_mgmt.services import (
@@ -34,6 +40,7 @@ from models_mgmt.services import (
 )
 from orchestrator.sse import event_stream_response
 from providers.services import KeyNotUsable
+from usage.models import RequestKind
 
 MODEL_HEADER = "X-Orchestrator-Model"
 # Names one of the caller's keys (their own or a shared one, by id) for the model's provider.
@@ -41,7 +48,10 @@ KEY_HEADER = "X-Orchestrator-Key"
 
 
 def error_response(error: fmt.GatewayError) -> JsonResponse:
-    return JsonResponse(error.body(), status=error.status)
+    response = JsonResponse(error.body(), status=error.status)
+    if error.retry_after is not None:
+        response["Retry-After"] = str(error.retry_after)
+    return response
 
 
 def _bearer(request: HttpRequest) -> str | None:
@@ -100,6 +110,13 @@ def _chat_model(ref: str, user: AbstractBaseUser, key_id: int | None) -> AIModel
     return model
 
 
+def _check_params(model: AIModel, chat: fmt.ChatRequest) -> None:
+    try:
+        completion_params_check(model=model, params=chat.params)
+    except ParamsError as exc:
+        raise fmt.invalid_request(exc.message, param="max_tokens") from None
+
+
 def _chat_call(
     raw: str, body: bytes | fmt.GatewayError, key_header: str | None
 ) -> tuple[AbstractBaseUser, fmt.ChatRequest, AIModel, int | None]:
@@ -112,7 +129,9 @@ def _chat_call(
         raise body
     chat = fmt.parse_chat_request(body)
     key_id = _key_id(key_header)
-    return user, chat, _chat_model(chat.model, user, key_id), key_id
+    model = _chat_model(chat.model, user, key_id)
+    _check_params(model, chat)
+    return user, chat, model, key_id
 
 
 @csrf_exempt  # only so that a POST gets OpenAI's 405, not Django's CSRF page
@@ -153,11 +172,15 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
         return error_response(exc)
 
     if chat.stream:
-        events = completion_stream(user=user, model=model, messages=chat.messages, params=chat.params, key_id=key_id)
+        events = completion_stream(
+            user=user, model=model, messages=chat.messages, params=chat.params, key_id=key_id, kind=RequestKind.GATEWAY
+        )
         return await _stream(events, requested=model.ref, include_usage=chat.include_usage)
 
     created = int(time.time())
-    result = await completion_collect(user=user, model=model, messages=chat.messages, params=chat.params, key_id=key_id)
+    result = await completion_collect(
+        user=user, model=model, messages=chat.messages, params=chat.params, key_id=key_id, kind=RequestKind.GATEWAY
+    )
     if result.error is not None:
         return error_response(fmt.service_error(result.error, result.fallbacks, partial=bool(result.text)))
     response = JsonResponse(

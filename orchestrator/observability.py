@@ -46,6 +46,11 @@ TIME_TO_FIRST_TOKEN = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 FALLBACKS = Counter("llm_fallbacks_total", "Fallbacks from one model to another", ["from_model", "to_model", "reason"])
+# Usage (usage/services.py): no user in any label; a private provider's calls count under "private".
+TOKENS = Counter("llm_tokens_total", "Tokens used by model calls", ["provider", "model", "outcome", "direction"])
+COST = Counter(
+    "llm_cost_usd_total", "Cost of model calls in USD, at the price table's prices", ["provider", "model", "outcome"]
+)
 MODEL_LOAD_SECONDS = Histogram(
     "llm_model_load_seconds",
     "Local model load time",

@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "gateway",
     "chat",
     "codegen",
+    "usage",
     "axes",  # login throttling; kept last so its admin sits beside the app's own
 ]
 
@@ -269,3 +270,9 @@ API_DOCS_LOGIN_REQUIRED = env.bool("API_DOCS_LOGIN_REQUIRED", default=False)
 # Test-generation specs: the biggest document accepted, and how deep JSON or YAML may nest.
 CODEGEN_SPEC_MAX_BYTES = env.int("CODEGEN_SPEC_MAX_BYTES", default=1_000_000)
 CODEGEN_SPEC_MAX_DEPTH = env.int("CODEGEN_SPEC_MAX_DEPTH", default=64)
+
+# Usage and budgets (usage/): the largest max_tokens a request may ask for, whatever the model's context.
+MAX_COMPLETION_TOKENS = env.int("MAX_COMPLETION_TOKENS", default=32_768)
+# How long a process keeps a user's limits before reading them again (a staff change reaches the other
+# processes within this; with Redis the change is seen at once).
+USAGE_LIMITS_CACHE_SECONDS = env.int("USAGE_LIMITS_CACHE_SECONDS", default=30)

@@ -20,6 +20,7 @@ urlpatterns = [
     path("llm-codegen/generate", codegen_views.generate, name="llm-codegen-generate"),
     path("models/", include("models_mgmt.urls")),
     path("api-keys/", include("apikeys.urls")),
+    path("usage/", include("usage.urls")),
     path("settings/", accounts_views.settings_page, name="settings"),
     path("settings/tokens/", accounts_views.token_create, name="token-create"),
     path("settings/tokens/<int:token_id>/revoke/", accounts_views.token_revoke, name="token-revoke"),

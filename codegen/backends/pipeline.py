@@ -22,6 +22,7 @@ from codegen.services import CodeModelClient, CompletionServiceClient, choose_mo
 from models_mgmt.models import AIModel
 from orchestrator import observability
 from orchestrator.errors import ServiceError
+from usage.models import RequestKind
 
 SYSTEM_PROMPT = (
     "You are a careful Python developer who writes FastAPI backends with SQLAlchemy 2 and Pydantic v2. Follow "
@@ -63,7 +64,7 @@ def model_client(
     user: AbstractBaseUser, run_model: AIModel | None, model_ref: str | None = None
 ) -> CompletionServiceClient:
     model = run_model or choose_model(user=user, ref=model_ref)
-    return CompletionServiceClient(user=user, model=model, system=SYSTEM_PROMPT)
+    return CompletionServiceClient(user=user, model=model, system=SYSTEM_PROMPT, kind=RequestKind.BACKEND)
 
 
 def plan_of_answer(answer: str) -> BackendPlan:
