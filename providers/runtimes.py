@@ -335,7 +335,7 @@ class OllamaRuntime(HTTPRuntime):
         """Blocks until Ollama has the model in memory (done_reason "load") or refused it."""
         keep_alive: int | str = settings.OLLAMA_KEEP_ALIVE
         if isinstance(keep_alive, str) and keep_alive.lstrip("-").isdigit():
-            keep_alive = int(keep_alive)  # Ollama reads a bare number as seconds, "-1" as a string it refuses
+            keep_alive = int(keep_alive)  # Ollama reads a number as seconds; "600" as a string has no unit it knows
         try:
             payload = self._generate({"model": key, "keep_alive": keep_alive}, timeout=timeout)
         except UpstreamError as exc:
@@ -428,5 +428,12 @@ class LlamaCppRuntime(HTTPRuntime):
             time.sleep(self.poll_interval)
 
     def unload(self, instance_ids: tuple[str, ...]) -> None:
+        entries = {str(e["id"]): e for e in self._entries()}
         for key in instance_ids:
+            if not isinstance(entries.get(key, {}).get("status"), dict):
+                raise UnloadUnsupported(
+                    f"This llama-server serves {key} alone (started with -m, not in router mode): it cannot "
+                    "unload it. Start it with --models-dir to load and unload models from here.",
+                    retryable=False,
+                )
             self._request("POST", "/models/unload", json={"model": key})

@@ -36,15 +36,21 @@ def _error(message: str, status: int, kind: str) -> FakeResponse:
 
 
 class FakeLlamaCpp(FakeServer):
+    """`router=False` is a llama-server started with one model (`-m file`): it lists that model, always in
+    memory and with no status, and has no /models/load or /models/unload."""
+
     def __init__(
         self,
         models: Iterable[str] = ("tiny-alpha", "tiny-beta"),
         models_max: int = 0,
+        router: bool = True,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
         super().__init__(host, port)
-        self.models: dict[str, RouterModel] = {name: RouterModel(name) for name in models}
+        self.router = router
+        initial = "loaded" if not router else "unloaded"
+        self.models: dict[str, RouterModel] = {name: RouterModel(name, initial) for name in models}
         self.models_max = models_max  # 0: no limit
         self.load_delay = 0.0
         self.malformed = False
@@ -57,8 +63,9 @@ class FakeLlamaCpp(FakeServer):
         self.route("GET", "/health", lambda req: json_response({"status": "ok"}))
         self.route("GET", "/models", self._list)
         self.route("GET", "/v1/models", self._list)
-        self.route("POST", "/models/load", self._load)
-        self.route("POST", "/models/unload", self._unload)
+        if router:
+            self.route("POST", "/models/load", self._load)
+            self.route("POST", "/models/unload", self._unload)
         self.route("POST", "/v1/chat/completions", self._chat)
 
     # -- knobs -------------------------------------------------------------
@@ -96,12 +103,14 @@ class FakeLlamaCpp(FakeServer):
         with self._cond:
             data = []
             for m in self.models.values():
+                entry: dict[str, Any] = {"id": m.id, "object": "model", "owned_by": "llamacpp"}
+                if not self.router:
+                    data.append(entry | {"meta": {"n_ctx_train": 512}})
+                    continue
                 status: dict[str, Any] = {"value": m.status, "args": ["llama-server", "--port", "0"]}
                 if m.status == "unloaded" and m.exit_code:
                     status |= {"failed": True, "exit_code": m.exit_code}
-                data.append(
-                    {"id": m.id, "object": "model", "owned_by": "llamacpp", "status": status, "source": "models_dir"}
-                )
+                data.append(entry | {"status": status, "source": "models_dir"})
         return json_response({"data": data, "object": "list"})
 
     def _load_in_background(self, model: RouterModel) -> None:

@@ -121,7 +121,7 @@ def test_ollama_load_chat_and_unload(
     response = alice_api.post(f"/api/models/ollama/{QWEN}/load")
     assert response.status_code == 202 and response.json() == {"status": "loading", "model": f"ollama/{QWEN}"}
     load = next(r for r in ollama.requests if r.path == "/api/generate")
-    assert load.json() == {"model": QWEN, "keep_alive": -1, "stream": False}  # -1: kept until unloaded
+    assert load.json() == {"model": QWEN, "keep_alive": "30m", "stream": False}  # OLLAMA_KEEP_ALIVE
     assert alice_api.post(f"/api/models/ollama/{QWEN}/wait?timeout=5").json()["status"] == "loaded"
     assert QWEN in ollama.loaded()
 
@@ -307,3 +307,26 @@ def test_something_else_at_the_llamacpp_url_is_unreachable(llamacpp_provider: Pr
     llamacpp.malformed = True
     statuses = [s for s in model_list_with_status(refresh=True) if s.model.provider_id == llamacpp_provider.pk]
     assert statuses and all(s.status == Status.UNREACHABLE for s in statuses)
+
+
+def test_a_single_model_llama_server_is_one_loaded_model_it_cannot_unload(
+    alice_api: Client, bob_api: Client, db: None
+) -> None:
+    with FakeLlamaCpp(models=["model.gguf"], router=False) as fake:
+        instance_server("llamacpp", ProviderKind.LLAMACPP, fake.url)
+        assert {k: v["status"] for k, v in listed(alice_api, "llamacpp").items()} == {"model.gguf": "loaded"}
+        assert chat(alice_api, "llamacpp/model.gguf")["text"] == "Echo: hello there"
+        response = bob_api.post("/api/models/llamacpp/model.gguf/unload")
+        assert response.status_code == 409 and "not in router mode" in response.json()["detail"]
+        assert fake.count("POST", "/models/unload") == 0
+
+
+def test_ollama_keep_alive_in_seconds_goes_as_a_number(
+    ollama_provider: Provider,
+    ollama: FakeOllama,
+    settings,  # noqa: ANN001
+) -> None:
+    settings.OLLAMA_KEEP_ALIVE = "600"
+    model_list_with_status(refresh=True)
+    model_load_start(model=AIModel.objects.get(provider=ollama_provider, model_id=QWEN))
+    assert ollama.models[QWEN].keep_alive == 600 and QWEN in ollama.loaded()
