@@ -1,6 +1,7 @@
 from datetime import datetime
 
 from ninja import Schema
+from pydantic import ConfigDict, Field
 
 from models_mgmt.services import ModelStatus, Suggestion, SyncResult
 
@@ -48,6 +49,19 @@ class ModelOut(Schema):
             failure_count=m.failure_count,
             cooldown_until=m.cooldown_until,
         )
+
+
+class LoadIn(Schema):
+    """Load options; each server takes some of them (LM Studio 0.4+ all, Ollama context_length, llama.cpp
+    none): one it does not take is a 400. None of them: the server's defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    context_length: int | None = Field(None, ge=64, le=10_000_000, description="Tokens of context to load with.")
+    eval_batch_size: int | None = Field(None, ge=1, le=1_000_000)
+    flash_attention: bool | None = None
+    num_experts: int | None = Field(None, ge=1, le=1024, description="Experts to use (mixture-of-experts models).")
+    offload_kv_cache_to_gpu: bool | None = None
 
 
 class LoadOut(Schema):

@@ -26,7 +26,7 @@ from providers.adapters import ErrorCode, ProviderError, RemoteModel
 from providers.crypto import DecryptError
 from providers.models import ApiKey, Provider
 from providers.registry import LOCAL_KINDS, adapter_for, runtime_for
-from providers.runtimes import RuntimeModel, Snapshot, UpstreamError
+from providers.runtimes import NO_OPTIONS, LoadOptions, RuntimeModel, Snapshot, UpstreamError
 from providers.services import (
     apikey_failure_for,
     apikey_for_call,
@@ -78,6 +78,14 @@ class ModelNotFound(ModelError):
 
 class ModelNotLocal(ModelError):
     status_code = 400
+
+
+class LoadOptionsRefused(ModelError):
+    status_code = 400
+
+
+class ModelForbidden(ModelError):
+    status_code = 403
 
 
 class ModelConflict(ModelError):
@@ -488,10 +496,17 @@ def _require_local(model: AIModel) -> None:
         raise ModelConflict(f"{model.ref} is switched off")
 
 
-def model_load_start(*, model: AIModel) -> str:
+def model_load_start(*, model: AIModel, options: LoadOptions = NO_OPTIONS) -> str:
     """Start loading a local model in the worker and answer at once: "loaded" if it already is,
-    else "loading". Two requests while a load runs start one load."""
+    else "loading". Two requests while a load runs start one load (with the first one's options).
+    Options the model's server cannot take are refused before anything starts."""
     _require_local(model)
+    refused = sorted(set(options.given()) - model.provider.load_options)
+    if refused:
+        takes = ", ".join(sorted(model.provider.load_options)) or "none"
+        raise LoadOptionsRefused(
+            f"{model.provider.get_kind_display()} takes no load option {', '.join(refused)} (it takes: {takes})"
+        )
     current = model_status(model=model)
     if current.status == Status.LOADED:
         return Status.LOADED
@@ -506,19 +521,22 @@ def model_load_start(*, model: AIModel) -> str:
     )
     if claimed:
         # By name: the task module imports this one.
-        celery_app.tasks[LOAD_TASK].delay(model.pk)
+        given = options.given()
+        celery_app.tasks[LOAD_TASK].delay(*((model.pk, given) if given else (model.pk,)))
     model.refresh_from_db(fields=["load_state", "load_started_at", "load_error", "state_changed_at"])
     return Status.LOADING
 
 
-def model_load_run(*, model_id: int) -> None:
+def model_load_run(*, model_id: int, options: dict | None = None) -> None:
     """The slow part of a load, run by the worker: ask the server and record how it went."""
     model = AIModel.objects.select_related("provider").get(pk=model_id)
     if model.load_state != LoadState.LOADING:
         return  # reset while queued: nobody wants this load any more
     started = time.monotonic()
     try:
-        runtime_for(model.provider).load(model.model_id, timeout=settings.MODEL_LOAD_TIMEOUT)
+        runtime_for(model.provider).load(
+            model.model_id, timeout=settings.MODEL_LOAD_TIMEOUT, options=LoadOptions(**(options or {}))
+        )
     except UpstreamError as exc:
         MODEL_LOAD_SECONDS.labels(model.ref, "failed").observe(time.monotonic() - started)
         AIModel.objects.filter(pk=model.pk).update(
@@ -555,8 +573,12 @@ async def model_wait_for_load(*, model_id: int, timeout: float, poll_interval: f
         await asyncio.sleep(min(poll_interval, remaining))
 
 
-def model_unload(*, model: AIModel) -> None:
-    """Unload every instance of the model the server holds (LM Studio may hold `key`, `key:2`, …)."""
+def model_unload(*, model: AIModel, user: AbstractBaseUser | None = None) -> None:
+    """Unload every instance of the model the server holds (LM Studio may hold `key`, `key:2`, …).
+    An instance-wide server's models are unloaded by staff only (another user may be using them); a
+    private server's by its owner. No user: a management task."""
+    if user is not None and not (user.is_staff or model.provider.owner_id == user.pk):
+        raise ModelForbidden("Only staff can do this.")  # the words of every staff-only refusal
     _require_local(model)
     snapshot = runtime_snapshot(provider=model.provider, refresh=True)
     if not snapshot.ok:

@@ -9,6 +9,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from models_mgmt import services
 from models_mgmt.models import AIModel
+from providers.runtimes import LoadOptions
 
 
 def _table(request: HttpRequest, *, refresh: bool = False, status: int = 200) -> HttpResponse:
@@ -51,16 +52,25 @@ def _act(request: HttpRequest, pk: int, action: Callable[[AIModel], object]) -> 
     return _row(request, model)
 
 
+def _load_options(request: HttpRequest) -> LoadOptions:
+    raw = request.POST.get("context_length", "").strip()
+    if not raw:
+        return LoadOptions()
+    if not (raw.isascii() and raw.isdigit()) or not 64 <= int(raw) <= 10_000_000:
+        raise services.LoadOptionsRefused("The context length is a whole number of tokens, 64 or more.")
+    return LoadOptions(context_length=int(raw))
+
+
 @login_required
 @require_POST
 def model_load(request: HttpRequest, pk: int) -> HttpResponse:
-    return _act(request, pk, lambda m: services.model_load_start(model=m))
+    return _act(request, pk, lambda m: services.model_load_start(model=m, options=_load_options(request)))
 
 
-@staff_member_required
+@login_required
 @require_POST
 def model_unload(request: HttpRequest, pk: int) -> HttpResponse:
-    return _act(request, pk, lambda m: services.model_unload(model=m))
+    return _act(request, pk, lambda m: services.model_unload(model=m, user=request.user))
 
 
 @staff_member_required

@@ -62,6 +62,24 @@ class Snapshot:
     api: str = ""
 
 
+@dataclass(frozen=True)
+class LoadOptions:
+    """How to load a model, as far as the server lets the caller choose; None = the server's default.
+    Each runtime says which of these it takes (`load_options`); the others are refused before a load."""
+
+    context_length: int | None = None
+    eval_batch_size: int | None = None
+    flash_attention: bool | None = None
+    num_experts: int | None = None
+    offload_kv_cache_to_gpu: bool | None = None
+
+    def given(self) -> dict[str, Any]:
+        return {name: value for name, value in self.__dict__.items() if value is not None}
+
+
+NO_OPTIONS = LoadOptions()
+
+
 def error_message(payload: Any) -> str | None:
     """LM Studio reports errors as {"error": {"message": ...}} or, in older builds, {"error": "..."}."""
     if isinstance(payload, dict):
@@ -134,11 +152,14 @@ class LocalRuntime(Protocol):
     """What a local model server does for the registry: one question for the whole model list (`snapshot`),
     and loading or unloading one model. Errors are `UpstreamError`s with a message fit to show."""
 
+    # The LoadOptions fields this server lets a load choose.
+    load_options: frozenset[str]
+
     def __init__(self, *, base_url: str, token: str | None, guarded: bool) -> None: ...
 
     def snapshot(self) -> Snapshot: ...
 
-    def load(self, key: str, *, timeout: float) -> None: ...
+    def load(self, key: str, *, timeout: float, options: LoadOptions = NO_OPTIONS) -> None: ...
 
     def unload(self, instance_ids: tuple[str, ...]) -> None: ...
 
@@ -148,6 +169,7 @@ class HTTPRuntime:
     optional bearer token, and errors turned into messages in the server's own words."""
 
     label = "The server"
+    load_options: frozenset[str] = frozenset()
 
     def __init__(self, *, base_url: str, token: str | None, guarded: bool) -> None:
         self.base_url = base_url
@@ -194,6 +216,10 @@ class HTTPRuntime:
 
 class LMStudioRuntime(HTTPRuntime):
     label = "LM Studio"
+    # What POST /api/v1/models/load takes besides the model (API v1 only: v0 loads by a chat request).
+    load_options = frozenset(
+        {"context_length", "eval_batch_size", "flash_attention", "num_experts", "offload_kv_cache_to_gpu"}
+    )
 
     @property
     def _api_cache_key(self) -> str:
@@ -229,11 +255,12 @@ class LMStudioRuntime(HTTPRuntime):
             api = snap.api
         return api
 
-    def load(self, key: str, *, timeout: float) -> None:
+    def load(self, key: str, *, timeout: float, options: LoadOptions = NO_OPTIONS) -> None:
         """Blocks until the model is in memory or the load failed."""
         if self.api_version() == API_V1:
+            body = {"model": key, **options.given()}
             try:
-                payload = self._request("POST", "/api/v1/models/load", json={"model": key}, timeout=timeout)
+                payload = self._request("POST", "/api/v1/models/load", json=body, timeout=timeout)
             except UpstreamError as exc:
                 raise self._refused(exc) from None
             if error_message(payload) or not (payload.get("instance_id") or payload.get("status") == "loaded"):
@@ -242,6 +269,12 @@ class LMStudioRuntime(HTTPRuntime):
                     retryable=False,
                 )
             return
+        if options.given():
+            raise UpstreamError(
+                "This LM Studio speaks API v0, which loads a model by a first request and takes no load options "
+                "(LM Studio 0.4+ does).",
+                retryable=False,
+            )
         self._load_v0(key, timeout=timeout)
 
     def _load_v0(self, key: str, *, timeout: float) -> None:
@@ -287,6 +320,7 @@ class OllamaRuntime(HTTPRuntime):
     is in memory; an unload is the same with keep_alive 0."""
 
     label = "Ollama"
+    load_options = frozenset({"context_length"})  # Ollama's num_ctx
 
     def snapshot(self) -> Snapshot:
         try:
@@ -331,13 +365,16 @@ class OllamaRuntime(HTTPRuntime):
             raise UpstreamError(f"Ollama answered: {error_message(payload)}", retryable=False)
         return payload
 
-    def load(self, key: str, *, timeout: float) -> None:
+    def load(self, key: str, *, timeout: float, options: LoadOptions = NO_OPTIONS) -> None:
         """Blocks until Ollama has the model in memory (done_reason "load") or refused it."""
         keep_alive: int | str = settings.OLLAMA_KEEP_ALIVE
         if isinstance(keep_alive, str) and keep_alive.lstrip("-").isdigit():
             keep_alive = int(keep_alive)  # Ollama reads a number as seconds; "600" as a string has no unit it knows
+        body: dict[str, Any] = {"model": key, "keep_alive": keep_alive}
+        if options.context_length is not None:
+            body["options"] = {"num_ctx": options.context_length}
         try:
-            payload = self._generate({"model": key, "keep_alive": keep_alive}, timeout=timeout)
+            payload = self._generate(body, timeout=timeout)
         except UpstreamError as exc:
             raise self._refused(exc) from None
         if not payload.get("done"):
@@ -400,7 +437,8 @@ class LlamaCppRuntime(HTTPRuntime):
             )
         return Snapshot(ok=True, fetched_at=time.time(), models=models, api="router")
 
-    def load(self, key: str, *, timeout: float) -> None:
+    def load(self, key: str, *, timeout: float, options: LoadOptions = NO_OPTIONS) -> None:
+        # No load options here: a model's settings live in llama-server's own flags or its --models-preset.
         deadline = time.monotonic() + timeout
         try:
             self._request("POST", "/models/load", json={"model": key})

@@ -14,7 +14,9 @@ from models_mgmt.services import Status, model_list_with_status, model_load_star
 from providers.http import close_upstream_clients
 from providers.kinds import ProviderKind
 from providers.models import Provider
+from tests.conftest import point_provider_at, token_client
 from tests.fakes.llamacpp import FakeLlamaCpp
+from tests.fakes.lmstudio import FakeLMStudio
 from tests.fakes.ollama import FakeOllama
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_timeouts")]
@@ -330,3 +332,82 @@ def test_ollama_keep_alive_in_seconds_goes_as_a_number(
     model_list_with_status(refresh=True)
     model_load_start(model=AIModel.objects.get(provider=ollama_provider, model_id=QWEN))
     assert ollama.models[QWEN].keep_alive == 600 and QWEN in ollama.loaded()
+
+
+# --- load options and who unloads -----------------------------------------------------------------------
+
+
+def test_load_options_reach_each_server_that_takes_them(
+    alice_api: Client, provider: Provider, lmstudio: FakeLMStudio, ollama_provider: Provider, ollama: FakeOllama
+) -> None:
+    model_list_with_status(refresh=True)
+    options = {"context_length": 8192, "flash_attention": True}
+    response = alice_api.post("/api/models/lmstudio/google/gemma-3-4b/load", options, content_type="application/json")
+    assert response.status_code == 202
+    assert [r.json() for r in lmstudio.requests if r.path == "/api/v1/models/load"] == [
+        {"model": "google/gemma-3-4b", "context_length": 8192, "flash_attention": True}
+    ]
+    assert lmstudio.models["google/gemma-3-4b"].context_of("google/gemma-3-4b") == 8192
+
+    body = {"context_length": 16384}
+    assert alice_api.post(f"/api/models/ollama/{QWEN}/load", body, content_type="application/json").status_code == 202
+    load = next(r.json() for r in ollama.requests if r.path == "/api/generate")
+    assert load["options"] == {"num_ctx": 16384}
+
+    refused = alice_api.post(f"/api/models/ollama/{LLAMA}/load", options, content_type="application/json")
+    assert refused.status_code == 400 and "flash_attention" in refused.json()["detail"]
+
+
+def test_llamacpp_takes_no_load_options_and_bad_ones_are_422(
+    alice_api: Client, llamacpp_provider: Provider, llamacpp: FakeLlamaCpp
+) -> None:
+    model_list_with_status(refresh=True)
+    url = "/api/models/llamacpp/tiny-alpha/load"
+    refused = alice_api.post(url, {"context_length": 4096}, content_type="application/json")
+    assert refused.status_code == 400 and "takes no load option context_length" in refused.json()["detail"]
+    for bad in ({"context_length": 3}, {"context_length": "many"}, {"colour": "red"}, [1]):
+        assert alice_api.post(url, bad, content_type="application/json").status_code == 422, bad
+    assert alice_api.post(url, "{", content_type="application/json").status_code == 422
+    assert llamacpp.count("POST", "/models/load") == 0
+    assert alice_api.post(url).status_code == 202  # no body: the server's defaults
+
+
+def test_lm_studio_v0_cannot_take_load_options_and_says_so(
+    alice_api: Client, lmstudio_v0: FakeLMStudio, db: None
+) -> None:
+    point_provider_at(lmstudio_v0)
+    model_list_with_status(refresh=True)
+    url = "/api/models/lmstudio/google/gemma-3-4b"
+    alice_api.post(f"{url}/load", {"context_length": 8192}, content_type="application/json")
+    failed = alice_api.post(f"{url}/wait?timeout=5").json()
+    assert failed["status"] == "failed" and "takes no load options" in failed["reason"]
+
+
+def test_the_models_page_offers_a_context_length_where_the_server_takes_one(
+    alice_web: Client, ollama_provider: Provider, llamacpp_provider: Provider, ollama: FakeOllama
+) -> None:
+    page = alice_web.get("/models/?refresh=1").content.decode()
+    assert page.count('name="context_length"') == 2  # Ollama's two idle models; llama.cpp's take none
+    assert "Ollama" in page and "llama.cpp" in page  # which server each model lives on
+    qwen = AIModel.objects.get(provider=ollama_provider, model_id=QWEN)
+    row = alice_web.post(f"/models/{qwen.pk}/load/", {"context_length": "2048"}, headers={"HX-Request": "true"})
+    assert row.status_code == 200
+    assert next(r.json() for r in ollama.requests if r.path == "/api/generate")["options"] == {"num_ctx": 2048}
+    bad = alice_web.post(f"/models/{qwen.pk}/load/", {"context_length": "lots"}, headers={"HX-Request": "true"})
+    assert "whole number of tokens" in bad.content.decode()
+
+
+def test_a_private_servers_owner_unloads_its_models_and_nobody_else_does(
+    alice: User,
+    alice_api: Client,
+    charlie: User,
+    ollama: FakeOllama,
+    settings,  # noqa: ANN001
+) -> None:
+    settings.PRIVATE_UPSTREAM_ALLOWLIST = ["127.0.0.1"]
+    Provider.objects.create(name="alice-ollama", kind=ProviderKind.OLLAMA, base_url=ollama.url, owner=alice)
+    model_list_with_status(user=alice, refresh=True)
+    assert token_client(charlie).post(f"/api/models/alice-ollama/{LLAMA}/unload").status_code == 404
+    response = alice_api.post(f"/api/models/alice-ollama/{LLAMA}/unload")
+    assert response.status_code == 200 and response.json()["status"] == "not_loaded"
+    assert LLAMA not in ollama.loaded()
