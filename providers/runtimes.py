@@ -8,6 +8,7 @@ by the shape of the JSON, never by the status code; the others' replies are chec
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -410,6 +411,7 @@ class LlamaCppRuntime(HTTPRuntime):
 
     label = "llama.cpp"
     poll_interval = 0.25
+    unload_timeout = 30.0
 
     def _entries(self) -> list[dict[str, Any]]:
         entries = _llamacpp_entries(self._request("GET", "/models"))
@@ -475,3 +477,16 @@ class LlamaCppRuntime(HTTPRuntime):
                     retryable=False,
                 )
             self._request("POST", "/models/unload", json={"model": key})
+        # Like a load, an unload is answered before it is done: the model process is still ending.
+        self._wait_until(lambda entries: all(not self._is_loaded(entries, key) for key in instance_ids))
+
+    @staticmethod
+    def _is_loaded(entries: dict[str, dict[str, Any]], key: str) -> bool:
+        return key in entries and _llamacpp_state(entries[key]).get("value") in LLAMACPP_LOADED
+
+    def _wait_until(self, done: Callable[[dict[str, dict[str, Any]]], bool]) -> None:
+        deadline = time.monotonic() + self.unload_timeout
+        while not done({str(e["id"]): e for e in self._entries()}):
+            if time.monotonic() >= deadline:
+                raise UpstreamError(f"llama.cpp did not unload within {self.unload_timeout:.0f} s")
+            time.sleep(self.poll_interval)

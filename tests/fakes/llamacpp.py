@@ -53,6 +53,7 @@ class FakeLlamaCpp(FakeServer):
         self.models: dict[str, RouterModel] = {name: RouterModel(name, initial) for name in models}
         self.models_max = models_max  # 0: no limit
         self.load_delay = 0.0
+        self.unload_delay = 0.2  # how long the model process takes to end after an unload
         self.malformed = False
         self.loads_started = 0
         self._cond = threading.Condition()  # guards models, failures, counters
@@ -156,9 +157,18 @@ class FakeLlamaCpp(FakeServer):
                 return _error("model is not found", 400, "invalid_request_error")
             if model.status != "loaded":
                 return _error("model is not running", 400, "invalid_request_error")
+            # As in llama-server, the answer comes before the model process has ended: the model stays
+            # "loaded" for a moment, so a client must poll.
+            thread = threading.Thread(target=self._unload_in_background, args=(model,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+        return json_response({"success": True})
+
+    def _unload_in_background(self, model: RouterModel) -> None:
+        self.stopping.wait(self.unload_delay)
+        with self._cond:
             model.status = "unloaded"
             self._cond.notify_all()
-        return json_response({"success": True})
 
     def _chat(self, req: FakeRequest) -> FakeResponse:
         body = request_body(req)
