@@ -9,6 +9,8 @@ from accounts.auth import api_auth, require_staff
 from models_mgmt import services
 from models_mgmt.schemas import (
     AlternativeOut,
+    DownloadIn,
+    DownloadOut,
     ErrorOut,
     LoadIn,
     LoadOut,
@@ -48,6 +50,29 @@ def reset_failures(request: HttpRequest) -> ResetOut:
 def sync_models(request: HttpRequest) -> SyncOut:
     require_staff(request)
     return SyncOut(providers=[SyncProviderOut.of(r) for r in services.models_sync(user=request.user)])
+
+
+@router.post(
+    "/downloads",
+    response={202: DownloadOut, 400: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 503: ErrorOut},
+    summary="Have a local server download a model (staff; a private server: its owner); follow the job",
+)
+def download_model(request: HttpRequest, payload: DownloadIn) -> Status[DownloadOut]:
+    provider = services.local_provider_get(name=payload.provider, user=request.user)
+    job = services.model_download_start(provider=provider, model=payload.model, user=request.user)
+    return Status(202, DownloadOut.of(provider.name, job))
+
+
+@router.get(
+    "/downloads/{provider}/{job_id}",
+    response={200: DownloadOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 503: ErrorOut},
+    summary="Where a download stands; once completed, the model is listed",
+)
+def download_status(request: HttpRequest, provider: str, job_id: str) -> DownloadOut:
+    server = services.local_provider_get(name=provider, user=request.user)
+    return DownloadOut.of(
+        server.name, services.model_download_status(provider=server, job_id=job_id, user=request.user)
+    )
 
 
 @router.get("/{path:ref}/status", response={200: ModelOut, 404: ErrorOut}, summary="One model's status")

@@ -3,7 +3,8 @@ from datetime import datetime
 from ninja import Schema
 from pydantic import ConfigDict, Field
 
-from models_mgmt.services import ModelStatus, Suggestion, SyncResult
+from models_mgmt.services import ModelStatus, Suggestion, SyncResult, job_progress
+from providers.runtimes import DownloadJob
 
 
 class ModelOut(Schema):
@@ -62,6 +63,26 @@ class LoadIn(Schema):
     flash_attention: bool | None = None
     num_experts: int | None = Field(None, ge=1, le=1024, description="Experts to use (mixture-of-experts models).")
     offload_kv_cache_to_gpu: bool | None = None
+
+
+class DownloadIn(Schema):
+    provider: str = Field(description="The local server's provider name, e.g. lmstudio.", max_length=64)
+    model: str = Field(description="What the server downloads: a catalogue id or a Hugging Face URL.", max_length=500)
+
+
+class DownloadOut(Schema):
+    provider: str
+    job_id: str
+    status: str = Field(description="downloading | paused | completed | failed | already_downloaded")
+    downloaded_bytes: int | None
+    total_size_bytes: int | None
+    bytes_per_second: float | None
+    progress: float | None = Field(description="0 to 1, when the server says how big the download is")
+    error: str
+
+    @classmethod
+    def of(cls, provider: str, job: DownloadJob) -> "DownloadOut":
+        return cls(provider=provider, progress=job_progress(job), **job.__dict__)
 
 
 class LoadOut(Schema):

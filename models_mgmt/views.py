@@ -9,13 +9,17 @@ from django.views.decorators.http import require_GET, require_POST
 
 from models_mgmt import services
 from models_mgmt.models import AIModel
-from providers.runtimes import LoadOptions
+from providers.models import Provider
+from providers.runtimes import DownloadJob, LoadOptions
 
 
 def _table(request: HttpRequest, *, refresh: bool = False, status: int = 200) -> HttpResponse:
     statuses = services.model_list_with_status(user=request.user, refresh=refresh)
-    template = "models_mgmt/_table.html" if request.htmx else "models_mgmt/models.html"
-    return render(request, template, {"statuses": statuses}, status=status)
+    if request.htmx:
+        return render(request, "models_mgmt/_table.html", {"statuses": statuses}, status=status)
+    servers = services.download_servers(user=request.user)
+    context = {"statuses": statuses, "download_servers": servers}
+    return render(request, "models_mgmt/models.html", context, status=status)
 
 
 def _row(request: HttpRequest, model: AIModel, *, error: str = "") -> HttpResponse:
@@ -99,3 +103,39 @@ def models_sync(request: HttpRequest) -> HttpResponse:
         else:
             messages.error(request, f"{result.provider}: {result.error}")
     return _table(request) if request.htmx else redirect("models")
+
+
+def _download(request: HttpRequest, provider: str, job: Callable[[Provider], DownloadJob]) -> HttpResponse:
+    """The download's progress block: it polls itself until the job ends; then the table shows the model."""
+    context: dict[str, object] = {"provider": provider}
+    try:
+        server = services.local_provider_get(name=provider, user=request.user)
+        context["job"] = job(server)
+    except services.ModelError as exc:
+        context["error"] = exc.message
+    else:
+        context["progress"] = services.job_progress(context["job"])
+        if context["job"].finished:
+            context["statuses"] = services.model_list_with_status(user=request.user, refresh=True)
+    return render(request, "models_mgmt/_download.html", context)
+
+
+@login_required
+@require_POST
+def model_download(request: HttpRequest) -> HttpResponse:
+    model = request.POST.get("model", "")
+    return _download(
+        request,
+        request.POST.get("provider", ""),
+        lambda server: services.model_download_start(provider=server, model=model, user=request.user),
+    )
+
+
+@login_required
+@require_GET
+def model_download_status(request: HttpRequest, provider: str, job_id: str) -> HttpResponse:
+    return _download(
+        request,
+        provider,
+        lambda server: services.model_download_status(provider=server, job_id=job_id, user=request.user),
+    )

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import httpx
 from django.conf import settings
@@ -79,6 +80,22 @@ class LoadOptions:
 
 
 NO_OPTIONS = LoadOptions()
+
+
+@dataclass(frozen=True)
+class DownloadJob:
+    """A model download the server runs: where it stands, in the server's own terms."""
+
+    job_id: str
+    status: str  # downloading | paused | completed | failed | already_downloaded
+    downloaded_bytes: int | None = None
+    total_size_bytes: int | None = None
+    bytes_per_second: float | None = None
+    error: str = ""
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("completed", "failed", "already_downloaded")
 
 
 def error_message(payload: Any) -> str | None:
@@ -155,6 +172,8 @@ class LocalRuntime(Protocol):
 
     # The LoadOptions fields this server lets a load choose.
     load_options: frozenset[str]
+    # Whether it downloads models when asked (`download`, `download_status`); else those raise.
+    can_download: bool
 
     def __init__(self, *, base_url: str, token: str | None, guarded: bool) -> None: ...
 
@@ -164,6 +183,10 @@ class LocalRuntime(Protocol):
 
     def unload(self, instance_ids: tuple[str, ...]) -> None: ...
 
+    def download(self, model: str) -> DownloadJob: ...
+
+    def download_status(self, job_id: str) -> DownloadJob: ...
+
 
 class HTTPRuntime:
     """What every local server's runtime shares: one HTTP client (guarded for a user's own server), the
@@ -171,6 +194,7 @@ class HTTPRuntime:
 
     label = "The server"
     load_options: frozenset[str] = frozenset()
+    can_download = False
 
     def __init__(self, *, base_url: str, token: str | None, guarded: bool) -> None:
         self.base_url = base_url
@@ -208,6 +232,12 @@ class HTTPRuntime:
             raise UpstreamError(f"{self.label} at {self.where} sent a reply that is not JSON")
         return payload
 
+    def download(self, model: str) -> DownloadJob:
+        raise UpstreamError(f"{self.label} does not download models from here", retryable=False)
+
+    def download_status(self, job_id: str) -> DownloadJob:
+        raise UpstreamError(f"{self.label} does not download models from here", retryable=False)
+
     def _refused(self, exc: UpstreamError) -> UpstreamError:
         """A load the server answered and refused (unknown model, out of memory): asking again will not help."""
         if exc.status_code is None:
@@ -217,6 +247,7 @@ class HTTPRuntime:
 
 class LMStudioRuntime(HTTPRuntime):
     label = "LM Studio"
+    can_download = True  # API v1: POST /api/v1/models/download, then the job's status
     # What POST /api/v1/models/load takes besides the model (API v1 only: v0 loads by a chat request).
     load_options = frozenset(
         {"context_length", "eval_batch_size", "flash_attention", "num_experts", "offload_kv_cache_to_gpu"}
@@ -292,6 +323,37 @@ class LMStudioRuntime(HTTPRuntime):
             if time.monotonic() >= deadline:
                 raise UpstreamError(f"{key} was not loaded within {timeout:.0f} s")
             time.sleep(0.5)
+
+    def _job(self, payload: Any, job_id: str = "") -> DownloadJob:
+        if not isinstance(payload, dict) or not (payload.get("job_id") or job_id or payload.get("status")):
+            raise UpstreamError(f"LM Studio at {self.where} sent an unexpected download reply", retryable=False)
+
+        def number(name: str) -> Any:
+            value = payload.get(name)
+            return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+        return DownloadJob(
+            job_id=str(payload.get("job_id") or job_id),
+            status=str(payload.get("status") or "downloading"),
+            downloaded_bytes=number("downloaded_bytes"),
+            total_size_bytes=number("total_size_bytes"),
+            bytes_per_second=number("bytes_per_second"),
+            error=error_message(payload) or str(payload.get("message") or ""),
+        )
+
+    def download(self, model: str) -> DownloadJob:
+        """Start a download (API v1 only): LM Studio answers with a job to follow, or says it has the model."""
+        if self.api_version() != API_V1:
+            raise UpstreamError(
+                "This LM Studio speaks API v0, which cannot download models (0.4+ can)", retryable=False
+            )
+        try:
+            return self._job(self._request("POST", "/api/v1/models/download", json={"model": model}))
+        except UpstreamError as exc:
+            raise self._refused(exc) from None
+
+    def download_status(self, job_id: str) -> DownloadJob:
+        return self._job(self._request("GET", f"/api/v1/models/download/status/{quote(job_id, safe='')}"), job_id)
 
     def unload(self, instance_ids: tuple[str, ...]) -> None:
         if self.api_version() != API_V1:
