@@ -16,10 +16,14 @@ from models_mgmt.schemas import (
     LoadOut,
     ModelOut,
     ResetOut,
+    ServerIn,
+    ServerOut,
     SyncOut,
     SyncProviderOut,
 )
+from providers.http import display_url
 from providers.runtimes import LoadOptions
+from providers.services import provider_local_server_add
 
 router = Router(tags=["models"], auth=api_auth)
 
@@ -50,6 +54,21 @@ def reset_failures(request: HttpRequest) -> ResetOut:
 def sync_models(request: HttpRequest) -> SyncOut:
     require_staff(request)
     return SyncOut(providers=[SyncProviderOut.of(r) for r in services.models_sync(user=request.user)])
+
+
+@router.post(
+    "/servers",
+    response={201: ServerOut, 400: ErrorOut},
+    summary="Add a local model server (LM Studio, Ollama, llama.cpp): yours, or instance-wide when staff add it",
+)
+def add_server(request: HttpRequest, payload: ServerIn) -> Status[ServerOut]:
+    server = provider_local_server_add(
+        user=request.user, kind=payload.kind, base_url=payload.base_url, name=payload.name
+    )
+    return Status(
+        201,
+        ServerOut(name=server.name, kind=server.kind, base_url=display_url(server.base_url), private=server.is_private),
+    )
 
 
 @router.post(

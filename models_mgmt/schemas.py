@@ -65,6 +65,21 @@ class LoadIn(Schema):
     offload_kv_cache_to_gpu: bool | None = None
 
 
+class ServerIn(Schema):
+    kind: str = Field(description="lmstudio, ollama or llamacpp", max_length=32)
+    base_url: str = Field(description="Where it listens, e.g. http://gpu.lan:11434", max_length=2000)
+    name: str = Field(
+        "", description="Its models' refs start with it; made from the kind and host if empty.", max_length=64
+    )
+
+
+class ServerOut(Schema):
+    name: str
+    kind: str
+    base_url: str
+    private: bool
+
+
 class DownloadIn(Schema):
     provider: str = Field(description="The local server's provider name, e.g. lmstudio.", max_length=64)
     model: str = Field(description="What the server downloads: a catalogue id or a Hugging Face URL.", max_length=500)

@@ -6,6 +6,7 @@ urlpatterns = [
     path("", views.models_page, name="models"),
     path("sync/", views.models_sync, name="models-sync"),
     path("failures/reset/", views.failures_reset, name="models-reset"),
+    path("servers/", views.server_add, name="server-add"),
     path("downloads/", views.model_download, name="model-download"),
     path("downloads/<slug:provider>/<str:job_id>/", views.model_download_status, name="model-download-status"),
     path("<int:pk>/row/", views.model_row, name="model-row"),

@@ -5,12 +5,15 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from models_mgmt import services
 from models_mgmt.models import AIModel
 from providers.models import Provider
+from providers.registry import LOCAL_KINDS
 from providers.runtimes import DownloadJob, LoadOptions
+from providers.services import ServerRefused, provider_local_server_add
 
 
 def _table(request: HttpRequest, *, refresh: bool = False, status: int = 200) -> HttpResponse:
@@ -18,7 +21,8 @@ def _table(request: HttpRequest, *, refresh: bool = False, status: int = 200) ->
     if request.htmx:
         return render(request, "models_mgmt/_table.html", {"statuses": statuses}, status=status)
     servers = services.download_servers(user=request.user)
-    context = {"statuses": statuses, "download_servers": servers}
+    kinds = [(kind, Provider(kind=kind).get_kind_display()) for kind in sorted(LOCAL_KINDS)]
+    context = {"statuses": statuses, "download_servers": servers, "server_kinds": kinds}
     return render(request, "models_mgmt/models.html", context, status=status)
 
 
@@ -139,3 +143,22 @@ def model_download_status(request: HttpRequest, provider: str, job_id: str) -> H
         provider,
         lambda server: services.model_download_status(provider=server, job_id=job_id, user=request.user),
     )
+
+
+@login_required
+@require_POST
+def server_add(request: HttpRequest) -> HttpResponse:
+    try:
+        server = provider_local_server_add(
+            user=request.user,
+            kind=request.POST.get("kind", ""),
+            base_url=request.POST.get("base_url", "").strip(),
+            name=request.POST.get("name", "").strip(),
+        )
+    except ServerRefused as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request, f"Added {server.get_kind_display()} server {server.name}; its models are listed below."
+        )
+    return redirect(f"{reverse('models')}?refresh=1")

@@ -411,3 +411,44 @@ def test_a_private_servers_owner_unloads_its_models_and_nobody_else_does(
     response = alice_api.post(f"/api/models/alice-ollama/{LLAMA}/unload")
     assert response.status_code == 200 and response.json()["status"] == "not_loaded"
     assert LLAMA not in ollama.loaded()
+
+
+# --- servers added on the page ------------------------------------------------------------------------
+
+
+def test_a_user_adds_an_ollama_server_of_their_own_within_the_guard(
+    alice: User,
+    alice_api: Client,
+    charlie: User,
+    ollama: FakeOllama,
+    settings,  # noqa: ANN001
+) -> None:
+    body = {"kind": "ollama", "base_url": ollama.url, "name": "my-ollama"}
+    refused = alice_api.post("/api/models/servers", body, content_type="application/json")
+    assert refused.status_code == 400 and "refused" in refused.json()["detail"]  # loopback, not allowed
+    settings.PRIVATE_UPSTREAM_ALLOWLIST = ["127.0.0.1"]
+    added = alice_api.post("/api/models/servers", body, content_type="application/json")
+    assert added.status_code == 201
+    assert added.json() == {"name": "my-ollama", "kind": "ollama", "base_url": ollama.url, "private": True}
+    assert Provider.objects.get(name="my-ollama").owner == alice
+    assert f"my-ollama/{QWEN}" in {m["ref"] for m in alice_api.get("/api/models?refresh=1").json()}
+    assert token_client(charlie).get(f"/api/models/my-ollama/{QWEN}/status").status_code == 404
+    bad = [
+        {"kind": "openai", "base_url": "https://api.example.com"},
+        {"kind": "ollama", "base_url": "http://u:p@gpu.example:11434"},
+        {"kind": "ollama", "base_url": "ftp://gpu.example"},
+    ]
+    for body in bad:
+        assert alice_api.post("/api/models/servers", body, content_type="application/json").status_code == 400, body
+
+
+def test_staff_add_an_instance_wide_llamacpp_server_on_the_page(
+    bob_web: Client, alice_api: Client, llamacpp: FakeLlamaCpp
+) -> None:
+    page = bob_web.get("/models/").content.decode()
+    assert "Add a local server" in page and 'value="llamacpp"' in page
+    response = bob_web.post("/models/servers/", {"kind": "llamacpp", "base_url": llamacpp.url, "name": "gpu-box"})
+    assert response.status_code == 302
+    server = Provider.objects.get(name="gpu-box")
+    assert server.owner is None and server.kind == "llamacpp"  # staff: the instance's
+    assert "gpu-box/tiny-alpha" in {m["ref"] for m in alice_api.get("/api/models?refresh=1").json()}
