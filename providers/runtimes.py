@@ -523,7 +523,7 @@ class LlamaCppRuntime(HTTPRuntime):
                     f"llama.cpp could not load {key}: its model process exited with code {state.get('exit_code')}",
                     retryable=False,
                 )
-            if state.get("value") != "loading":
+            if state.get("value") not in ("loading", "downloading"):  # a model from Hugging Face downloads first
                 raise UpstreamError(f"llama.cpp stopped loading {key} (now {state.get('value')})", retryable=False)
             if time.monotonic() >= deadline:
                 raise UpstreamError(f"{key} was not loaded within {timeout:.0f} s")
