@@ -17,6 +17,15 @@ if [ -x "$DEST/bin/llama-server" ]; then
 fi
 
 mkdir -p "$CACHE_ROOT"
+# One build at a time per machine (several worktrees may run the suite at once): the second waits, then
+# finds the first one's binary.
+exec 9>"$CACHE_ROOT/llama-server-$VERSION.lock"
+flock 9
+if [ -x "$DEST/bin/llama-server" ]; then
+  echo "$DEST/bin/llama-server"
+  exit 0
+fi
+
 WORK="$(mktemp -d "$CACHE_ROOT/build-$VERSION.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
 
