@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test test-fast lint emulator emulators clean browser-deps sandbox-deps
+.PHONY: run test test-fast lint emulator emulators clean browser-deps sandbox-deps llama-server
 
 # The virtual environment is rebuilt when a requirements file changes.
 $(BIN)/.runtime: requirements.txt
@@ -26,6 +26,11 @@ $(BIN)/.engine: $(BIN)/.dev requirements-engine.txt
 	CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF" $(BIN)/python -m pip install --quiet -r requirements-engine.txt
 	touch $@
 
+# llama.cpp's own llama-server (router mode) for tests/engine, built from source once per machine into
+# ~/.cache/ai-orchestrator/llama-server-<version> (about 10 minutes of both cores; later runs find it there).
+llama-server: $(BIN)/.dev
+	PYTHON=$(BIN)/python scripts/build-llama-server.sh
+
 run: $(BIN)/.runtime sandbox-deps
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py ensure_admin --url http://$(HOST):$(PORT)/
@@ -38,7 +43,7 @@ browser-deps:
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null; fi; \
 	fi
 
-test: $(BIN)/.dev $(BIN)/.engine browser-deps sandbox-deps
+test: $(BIN)/.dev $(BIN)/.engine llama-server browser-deps sandbox-deps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest --cov --cov-report=term --cov-fail-under=85 $(PYTEST_ARGS)
 

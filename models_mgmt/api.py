@@ -1,12 +1,29 @@
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest
 from ninja import Query, Router, Schema, Status
+from ninja import errors as ninja_errors
 from ninja.errors import HttpError
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from accounts.auth import api_auth, require_staff
 from models_mgmt import services
-from models_mgmt.schemas import AlternativeOut, ErrorOut, LoadOut, ModelOut, ResetOut, SyncOut, SyncProviderOut
+from models_mgmt.schemas import (
+    AlternativeOut,
+    DownloadIn,
+    DownloadOut,
+    ErrorOut,
+    LoadIn,
+    LoadOut,
+    ModelOut,
+    ResetOut,
+    ServerIn,
+    ServerOut,
+    SyncOut,
+    SyncProviderOut,
+)
+from providers.http import display_url
+from providers.runtimes import LoadOptions
+from providers.services import provider_local_server_add
 
 router = Router(tags=["models"], auth=api_auth)
 
@@ -39,20 +56,76 @@ def sync_models(request: HttpRequest) -> SyncOut:
     return SyncOut(providers=[SyncProviderOut.of(r) for r in services.models_sync(user=request.user)])
 
 
+@router.post(
+    "/servers",
+    response={201: ServerOut, 400: ErrorOut},
+    summary="Add a local model server (LM Studio, Ollama, llama.cpp): yours, or instance-wide when staff add it",
+)
+def add_server(request: HttpRequest, payload: ServerIn) -> Status[ServerOut]:
+    server = provider_local_server_add(
+        user=request.user, kind=payload.kind, base_url=payload.base_url, name=payload.name
+    )
+    return Status(
+        201,
+        ServerOut(name=server.name, kind=server.kind, base_url=display_url(server.base_url), private=server.is_private),
+    )
+
+
+@router.post(
+    "/downloads",
+    response={202: DownloadOut, 400: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 503: ErrorOut},
+    summary="Have a local server download a model (staff; a private server: its owner); follow the job",
+)
+def download_model(request: HttpRequest, payload: DownloadIn) -> Status[DownloadOut]:
+    provider = services.local_provider_get(name=payload.provider, user=request.user)
+    job = services.model_download_start(provider=provider, model=payload.model, user=request.user)
+    return Status(202, DownloadOut.of(provider.name, job))
+
+
+@router.get(
+    "/downloads/{provider}/{job_id}",
+    response={200: DownloadOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 503: ErrorOut},
+    summary="Where a download stands; once completed, the model is listed",
+)
+def download_status(request: HttpRequest, provider: str, job_id: str) -> DownloadOut:
+    server = services.local_provider_get(name=provider, user=request.user)
+    return DownloadOut.of(
+        server.name, services.model_download_status(provider=server, job_id=job_id, user=request.user)
+    )
+
+
 @router.get("/{path:ref}/status", response={200: ModelOut, 404: ErrorOut}, summary="One model's status")
 def model_status(request: HttpRequest, ref: str, params: Query[ListParams]) -> ModelOut:
     model = services.model_get(ref=ref, user=request.user)
     return ModelOut.of(services.model_status(model=model, user=request.user, refresh=params.refresh))
 
 
+def _load_options(request: HttpRequest) -> LoadOptions:
+    """The body is optional (a bare POST loads with the server's defaults), which Ninja's body parameters
+    cannot say; so it is read here, with Ninja's own 422 for a wrong one. Only a JSON body holds options."""
+    if request.content_type != "application/json" or not request.body.strip():
+        return LoadOptions()
+    try:
+        options = LoadIn.model_validate_json(request.body)
+    except ValidationError as exc:
+        raise ninja_errors.ValidationError(
+            [{"type": e["type"], "loc": ["body", *e["loc"]], "msg": e["msg"]} for e in exc.errors()]
+        ) from None
+    return LoadOptions(**options.model_dump(exclude_none=True))
+
+
+LOAD_BODY = {"content": {"application/json": {"schema": LoadIn.model_json_schema()}}, "required": False}
+
+
 @router.post(
     "/{path:ref}/load",
     response={200: LoadOut, 202: LoadOut, 400: ErrorOut, 404: ErrorOut, 409: ErrorOut, 503: ErrorOut},
-    summary="Start loading a local model (202), or 200 if it is loaded",
+    summary="Start loading a local model (202), or 200 if it is loaded; an optional body chooses load options",
+    openapi_extra={"requestBody": LOAD_BODY},
 )
 def load_model(request: HttpRequest, ref: str) -> Status[LoadOut]:
     model = services.model_get(ref=ref, user=request.user)
-    state = services.model_load_start(model=model)
+    state = services.model_load_start(model=model, options=_load_options(request))
     return Status(200 if state == services.Status.LOADED else 202, LoadOut(status=state, model=model.ref))
 
 
@@ -83,12 +156,11 @@ async def wait_for_load(request: HttpRequest, ref: str, params: Query[WaitParams
 @router.post(
     "/{path:ref}/unload",
     response={200: ModelOut, 400: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 503: ErrorOut},
-    summary="Unload every instance of a local model (staff)",
+    summary="Unload every instance of a local model (staff; a private server's models: its owner)",
 )
 def unload_model(request: HttpRequest, ref: str) -> ModelOut:
-    require_staff(request)
     model = services.model_get(ref=ref, user=request.user)
-    services.model_unload(model=model)
+    services.model_unload(model=model, user=request.user)
     return ModelOut.of(services.model_status(model=model, user=request.user))
 
 

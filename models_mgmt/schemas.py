@@ -1,8 +1,10 @@
 from datetime import datetime
 
 from ninja import Schema
+from pydantic import ConfigDict, Field
 
-from models_mgmt.services import ModelStatus, Suggestion, SyncResult
+from models_mgmt.services import ModelStatus, Suggestion, SyncResult, job_progress
+from providers.runtimes import DownloadJob
 
 
 class ModelOut(Schema):
@@ -48,6 +50,54 @@ class ModelOut(Schema):
             failure_count=m.failure_count,
             cooldown_until=m.cooldown_until,
         )
+
+
+class LoadIn(Schema):
+    """Load options; each server takes some of them (LM Studio 0.4+ all, Ollama context_length, llama.cpp
+    none): one it does not take is a 400. None of them: the server's defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    context_length: int | None = Field(None, ge=64, le=10_000_000, description="Tokens of context to load with.")
+    eval_batch_size: int | None = Field(None, ge=1, le=1_000_000)
+    flash_attention: bool | None = None
+    num_experts: int | None = Field(None, ge=1, le=1024, description="Experts to use (mixture-of-experts models).")
+    offload_kv_cache_to_gpu: bool | None = None
+
+
+class ServerIn(Schema):
+    kind: str = Field(description="lmstudio, ollama or llamacpp", max_length=32)
+    base_url: str = Field(description="Where it listens, e.g. http://gpu.lan:11434", max_length=2000)
+    name: str = Field(
+        "", description="Its models' refs start with it; made from the kind and host if empty.", max_length=64
+    )
+
+
+class ServerOut(Schema):
+    name: str
+    kind: str
+    base_url: str
+    private: bool
+
+
+class DownloadIn(Schema):
+    provider: str = Field(description="The local server's provider name, e.g. lmstudio.", max_length=64)
+    model: str = Field(description="What the server downloads: a catalogue id or a Hugging Face URL.", max_length=500)
+
+
+class DownloadOut(Schema):
+    provider: str
+    job_id: str
+    status: str = Field(description="downloading | paused | completed | failed | already_downloaded")
+    downloaded_bytes: int | None
+    total_size_bytes: int | None
+    bytes_per_second: float | None
+    progress: float | None = Field(description="0 to 1, when the server says how big the download is")
+    error: str
+
+    @classmethod
+    def of(cls, provider: str, job: DownloadJob) -> "DownloadOut":
+        return cls(provider=provider, progress=job_progress(job), **job.__dict__)
 
 
 class LoadOut(Schema):

@@ -27,7 +27,15 @@ from providers.adapters import ErrorCode, ProviderError, RemoteModel
 from providers.crypto import DecryptError
 from providers.models import ApiKey, Provider
 from providers.registry import LOCAL_KINDS, adapter_for, runtime_for
-from providers.runtimes import LocalRuntime, RuntimeModel, Snapshot, UpstreamError
+from providers.runtimes import (
+    NO_OPTIONS,
+    DownloadJob,
+    LoadOptions,
+    LocalRuntime,
+    RuntimeModel,
+    Snapshot,
+    UpstreamError,
+)
 from providers.services import (
     apikey_failure_for,
     apikey_for_call,
@@ -81,6 +89,14 @@ class ModelNotFound(ModelError):
 
 class ModelNotLocal(ModelError):
     status_code = 400
+
+
+class LoadOptionsRefused(ModelError):
+    status_code = 400
+
+
+class ModelForbidden(ModelError):
+    status_code = 403
 
 
 class ModelConflict(ModelError):
@@ -550,10 +566,17 @@ def _require_local(model: AIModel) -> None:
         raise ModelConflict(f"{model.ref} is switched off")
 
 
-def model_load_start(*, model: AIModel) -> str:
+def model_load_start(*, model: AIModel, options: LoadOptions = NO_OPTIONS) -> str:
     """Start loading a local model in the worker and answer at once: "loaded" if it already is,
-    else "loading". Two requests while a load runs start one load."""
+    else "loading". Two requests while a load runs start one load (with the first one's options).
+    Options the model's server cannot take are refused before anything starts."""
     _require_local(model)
+    refused = sorted(set(options.given()) - model.provider.load_options)
+    if refused:
+        takes = ", ".join(sorted(model.provider.load_options)) or "none"
+        raise LoadOptionsRefused(
+            f"{model.provider.get_kind_display()} takes no load option {', '.join(refused)} (it takes: {takes})"
+        )
     current = model_status(model=model)
     if current.status == Status.LOADED:
         return Status.LOADED
@@ -570,18 +593,20 @@ def model_load_start(*, model: AIModel) -> str:
     )
     if claimed:
         # By name: the task module imports this one.
-        celery_app.tasks[LOAD_TASK].apply_async((model.pk,), task_id=task_id)
+        given = options.given()
+        celery_app.tasks[LOAD_TASK].apply_async((model.pk, given) if given else (model.pk,), task_id=task_id)
     model.refresh_from_db(
         fields=["load_state", "load_started_at", "load_error", "load_task_id", "load_worker", "state_changed_at"]
     )
     return Status.LOADING
 
 
-def model_load_run(*, model_id: int, task_id: str, worker: str = "") -> None:
+def model_load_run(*, model_id: int, task_id: str, worker: str = "", options: dict | None = None) -> None:
     """The slow part of a load, run by the worker: ask the server and record how it went. Idempotent: it
     runs only for the claim that names `task_id` (a message delivered again after its claim ended, was
     cancelled or replaced does nothing), and a model the server holds already, or is loading already, is
-    not loaded a second time. `worker` ("<node>#<life>") is written on the claim for the worker-start check."""
+    not loaded a second time. `worker` ("<node>#<life>") is written on the claim for the worker-start check;
+    `options` are the load options the claim was made with."""
     model = AIModel.objects.select_related("provider").get(pk=model_id)
     if model.load_state != LoadState.LOADING or model.load_task_id != task_id:
         return  # ended, cancelled or replaced while queued: nobody wants this load any more
@@ -589,7 +614,7 @@ def model_load_run(*, model_id: int, task_id: str, worker: str = "") -> None:
     runtime = runtime_for(model.provider)
     started = time.monotonic()
     try:
-        _load_once(runtime, model.model_id, timeout=settings.MODEL_LOAD_TIMEOUT)
+        _load_once(runtime, model.model_id, timeout=settings.MODEL_LOAD_TIMEOUT, options=LoadOptions(**(options or {})))
     except UpstreamError as exc:
         MODEL_LOAD_SECONDS.labels(model.ref, "failed").observe(time.monotonic() - started)
         ended = AIModel.objects.filter(pk=model.pk, load_state=LoadState.LOADING, load_task_id=task_id).update(
@@ -612,14 +637,14 @@ def model_load_run(*, model_id: int, task_id: str, worker: str = "") -> None:
     runtime_snapshot_forget(provider=model.provider)
 
 
-def _load_once(runtime: LocalRuntime, key: str, *, timeout: float) -> None:
+def _load_once(runtime: LocalRuntime, key: str, *, timeout: float, options: LoadOptions = NO_OPTIONS) -> None:
     """Load `key` unless the server holds it already; wait for a load the server reports under way
     instead of starting another (a task run again after a crash must not load a second copy)."""
     deadline = time.monotonic() + timeout
     snapshot = runtime.snapshot()
     listed = snapshot.models.get(key) if snapshot.ok else None
     if listed is None or not (listed.loaded or listed.loading):
-        runtime.load(key, timeout=timeout)
+        runtime.load(key, timeout=timeout, options=options)
         return
     while not listed.loaded:
         if time.monotonic() >= deadline:
@@ -688,8 +713,16 @@ async def model_wait_for_load(*, model_id: int, timeout: float, poll_interval: f
         await asyncio.sleep(min(poll_interval, remaining))
 
 
-def model_unload(*, model: AIModel) -> None:
+def _require_manager(user: AbstractBaseUser | None, provider: Provider) -> None:
+    """What changes a server for everybody (unload, download) is staff's on the instance's own servers
+    (another user may be using them) and the owner's on a private one. No user: a management task."""
+    if user is not None and not (user.is_staff or provider.owner_id == user.pk):
+        raise ModelForbidden("Only staff can do this.")  # the words of every staff-only refusal
+
+
+def model_unload(*, model: AIModel, user: AbstractBaseUser | None = None) -> None:
     """Unload every instance of the model the server holds (LM Studio may hold `key`, `key:2`, …)."""
+    _require_manager(user, model.provider)
     _require_local(model)
     snapshot = runtime_snapshot(provider=model.provider, refresh=True)
     if not snapshot.ok:
@@ -707,6 +740,75 @@ def model_unload(*, model: AIModel) -> None:
         model.state_changed_at = timezone.now()
         AIModel.objects.filter(pk=model.pk).update(state_changed_at=model.state_changed_at)
         runtime_snapshot_forget(provider=model.provider)
+
+
+# --- downloads ----------------------------------------------------------------------------------------
+
+DOWNLOAD_REF_MAX = 500
+
+
+def job_progress(job: DownloadJob) -> float | None:
+    if job.status in ("completed", "already_downloaded"):
+        return 1.0
+    if job.total_size_bytes and job.downloaded_bytes is not None:
+        return max(0.0, min(1.0, job.downloaded_bytes / job.total_size_bytes))
+    return None
+
+
+def local_provider_get(*, name: str, user: AbstractBaseUser | None) -> Provider:
+    provider = providers_visible(user=user).filter(name=name).first()
+    if provider is None or not provider.is_local:
+        raise ModelNotFound(f"No local server {name!r}")
+    return provider
+
+
+def _upstream_refusal(exc: UpstreamError) -> ModelError:
+    if exc.status_code == 404:
+        return ModelNotFound(exc.message)
+    return RuntimeUnavailable(exc.message) if exc.retryable else ModelConflict(exc.message)
+
+
+def download_servers(*, user: AbstractBaseUser | None) -> list[Provider]:
+    """The enabled local servers `user` may have download models: those that can, that they manage."""
+    servers = providers_visible(user=user).filter(enabled=True)
+    is_staff = bool(user is not None and user.is_staff)
+    return [
+        p
+        for p in servers
+        if p.is_local and p.can_download and (is_staff or (user is not None and p.owner_id == user.pk))
+    ]
+
+
+def model_download_start(*, provider: Provider, model: str, user: AbstractBaseUser | None) -> DownloadJob:
+    """Ask the server to download `model` (a catalogue id or a Hugging Face URL, as the server takes it);
+    the job answers at once and `model_download_status` follows it."""
+    _require_manager(user, provider)
+    model = model.strip()
+    if not model or len(model) > DOWNLOAD_REF_MAX or not model.isprintable() or any(c.isspace() for c in model):
+        raise ModelError("Name the model to download: a catalogue id like qwen/qwen3-4b, or a URL")
+    if not provider.enabled:
+        raise ModelConflict(f"Provider {provider.name} is disabled")
+    try:
+        job = runtime_for(provider).download(model)
+    except UpstreamError as exc:
+        raise _upstream_refusal(exc) from None
+    if job.finished:
+        _sync_local(provider)
+    return job
+
+
+def model_download_status(*, provider: Provider, job_id: str, user: AbstractBaseUser | None) -> DownloadJob:
+    """Where a download stands; once it has completed, the new model is listed (stored) at once."""
+    _require_manager(user, provider)
+    if not job_id or len(job_id) > 200 or not all(c.isascii() and (c.isalnum() or c in "_-") for c in job_id):
+        raise ModelNotFound(f"No download {job_id!r}")
+    try:
+        job = runtime_for(provider).download_status(job_id)
+    except UpstreamError as exc:
+        raise _upstream_refusal(exc) from None
+    if job.status == "completed":
+        _sync_local(provider)
+    return job
 
 
 # --- discovery ----------------------------------------------------------------------------------------
@@ -779,15 +881,19 @@ def models_sync(*, user: AbstractBaseUser | None = None) -> list[SyncResult]:
                     apikey_mark_failing(key_id=key.pk, reason=listing.detail)
                 results.append(SyncResult(provider.name, False, listing.detail, 0, 0, 0, []))
             continue
-        snapshot = runtime_snapshot(provider=provider, refresh=True)
-        if not snapshot.ok:
-            results.append(SyncResult(provider.name, False, snapshot.error, 0, 0, 0, []))
-            continue
-        known = {m.model_id: m for m in provider.models.select_related("provider").filter(owner_id=provider.owner_id)}
-        new, updated, left_out = _discover(provider, snapshot.models, known, provider.owner_id)
-        missing = sorted(key for key in known if key not in snapshot.models)
-        results.append(SyncResult(provider.name, True, "", len(snapshot.models), len(new), updated, missing, left_out))
+        results.append(_sync_local(provider))
     return results
+
+
+def _sync_local(provider: Provider) -> SyncResult:
+    """Ask a local server for its models now and store what is new."""
+    snapshot = runtime_snapshot(provider=provider, refresh=True)
+    if not snapshot.ok:
+        return SyncResult(provider.name, False, snapshot.error, 0, 0, 0, [])
+    known = {m.model_id: m for m in provider.models.select_related("provider").filter(owner_id=provider.owner_id)}
+    new, updated, left_out = _discover(provider, snapshot.models, known, provider.owner_id)
+    missing = sorted(key for key in known if key not in snapshot.models)
+    return SyncResult(provider.name, True, "", len(snapshot.models), len(new), updated, missing, left_out)
 
 
 # --- alternatives -------------------------------------------------------------------------------------

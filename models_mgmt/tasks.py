@@ -21,8 +21,10 @@ def worker_name(hostname: str | None) -> str:
 # acks_late + reject_on_worker_lost: a message is acknowledged when the load ends, so a worker killed in
 # the middle gives it back to the broker where Celery can; the service makes a second run harmless.
 @shared_task(name="models_mgmt.load_model", bind=True, acks_late=True, reject_on_worker_lost=True)
-def model_load_task(self: Task, model_id: int) -> None:
-    model_load_run(model_id=model_id, task_id=self.request.id, worker=worker_name(self.request.hostname))
+def model_load_task(self: Task, model_id: int, options: dict | None = None) -> None:
+    model_load_run(
+        model_id=model_id, task_id=self.request.id, worker=worker_name(self.request.hostname), options=options
+    )
 
 
 def on_worker_ready(sender: Any, **kwargs: Any) -> None:

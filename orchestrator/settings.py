@@ -168,6 +168,13 @@ else:
 # --- Models and local runtimes -------------------------------------------------------------------------
 LMSTUDIO_BASE_URL = env.str("LMSTUDIO_BASE_URL", default="http://localhost:1234")
 LMSTUDIO_API_TOKEN = env.str("LMSTUDIO_API_TOKEN", default="")
+OLLAMA_BASE_URL = env.str("OLLAMA_BASE_URL", default="http://localhost:11434")
+OLLAMA_API_TOKEN = env.str("OLLAMA_API_TOKEN", default="")  # for an Ollama behind a proxy that wants one
+# How long Ollama keeps a model the app loaded in memory once idle: a duration ("30m", "2h"), seconds ("600"),
+# or "-1" for until it is unloaded.
+OLLAMA_KEEP_ALIVE = env.str("OLLAMA_KEEP_ALIVE", default="30m")
+LLAMACPP_BASE_URL = env.str("LLAMACPP_BASE_URL", default="http://localhost:8080")
+LLAMACPP_API_KEY = env.str("LLAMACPP_API_KEY", default="")  # llama-server --api-key
 OPENAI_BASE_URL = env.str("OPENAI_BASE_URL", default="https://api.openai.com/v1")
 ANTHROPIC_BASE_URL = env.str("ANTHROPIC_BASE_URL", default="https://api.anthropic.com")
 GEMINI_BASE_URL = env.str("GEMINI_BASE_URL", default="https://generativelanguage.googleapis.com")

@@ -40,6 +40,18 @@ class Provider(models.Model):
         return spec_of(self.kind).is_local
 
     @property
+    def load_options(self) -> frozenset[str]:
+        """The load options (providers.runtimes.LoadOptions fields) its server lets a load choose."""
+        runtime = spec_of(self.kind).runtime
+        return runtime.load_options if runtime is not None else frozenset()
+
+    @property
+    def can_download(self) -> bool:
+        """Its server downloads models when asked (LM Studio 0.4+)."""
+        runtime = spec_of(self.kind).runtime
+        return runtime is not None and runtime.can_download
+
+    @property
     def is_private(self) -> bool:
         return self.owner_id is not None
 

@@ -18,7 +18,7 @@ from providers.adapters import (
     OpenAIAdapter,
 )
 from providers.kinds import ProviderKind
-from providers.runtimes import LMStudioRuntime, LocalRuntime, UpstreamError
+from providers.runtimes import LlamaCppRuntime, LMStudioRuntime, LocalRuntime, OllamaRuntime, UpstreamError
 
 if TYPE_CHECKING:
     from providers.models import Provider
@@ -59,6 +59,22 @@ REGISTRY: dict[str, ProviderSpec] = {
             "LMSTUDIO_BASE_URL",
             runtime=LMStudioRuntime,
             token_setting="LMSTUDIO_API_TOKEN",
+            chat_path="v1",
+        ),
+        ProviderSpec(
+            ProviderKind.OLLAMA,
+            OpenAIAdapter,
+            "OLLAMA_BASE_URL",
+            runtime=OllamaRuntime,
+            token_setting="OLLAMA_API_TOKEN",
+            chat_path="v1",
+        ),
+        ProviderSpec(
+            ProviderKind.LLAMACPP,
+            OpenAIAdapter,
+            "LLAMACPP_BASE_URL",
+            runtime=LlamaCppRuntime,
+            token_setting="LLAMACPP_API_KEY",
             chat_path="v1",
         ),
         ProviderSpec(ProviderKind.OPENAI, OpenAIAdapter, "OPENAI_BASE_URL"),

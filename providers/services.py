@@ -5,12 +5,16 @@ shown anywhere is `hint`."""
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q, QuerySet
+from django.utils.text import slugify
 
 from orchestrator.errors import ServiceError
-from providers import crypto
+from providers import crypto, guard
 from providers.models import ApiKey, Provider
+from providers.registry import LOCAL_KINDS, spec_of
 
 
 class KeyNotUsable(ServiceError):
@@ -120,3 +124,43 @@ def apikey_failure_for(*, user: AbstractBaseUser | None, key: ApiKey) -> str:
     if mine:
         return f"The {label} key {key.hint} was refused: {key.failing_reason}"
     return f"The shared {label} key was refused by the provider; ask an admin to check it."
+
+
+# --- local servers added on the page -------------------------------------------------------------------
+
+MAX_OWN_SERVERS = 20  # per user: each is asked at every refresh of its owner's pages
+
+
+class ServerRefused(ServiceError):
+    """A local server that cannot be added as given."""
+
+
+def provider_local_server_add(*, user: AbstractBaseUser, kind: str, base_url: str, name: str = "") -> Provider:
+    """Add a local model server (LM Studio, Ollama, llama.cpp). Staff add instance-wide ones; anyone else a
+    private one, whose URL passes the outbound guard now (and at every connection, which is what protects)."""
+    if kind not in LOCAL_KINDS:
+        raise ServerRefused(f"Not a local server kind: {kind!r} (one of {', '.join(sorted(LOCAL_KINDS))})")
+    try:
+        base_url = guard.validate_base_url(base_url)
+    except guard.GuardError as exc:
+        raise ServerRefused(f"The base URL is refused: {exc.message}") from None
+    owner = None if user.is_staff else user
+    if owner is not None:
+        if Provider.objects.filter(owner=owner).count() >= MAX_OWN_SERVERS:
+            raise ServerRefused(f"You have {MAX_OWN_SERVERS} servers already; remove one first.")
+        parts = urlsplit(base_url)
+        try:
+            guard.check_host(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
+        except guard.AddressRefused as exc:
+            raise ServerRefused(f"The base URL is refused: {exc.message}") from None
+        except guard.GuardError:
+            pass  # a name that does not resolve yet is left to the connection-time check
+    existing = Provider.objects.filter(kind=kind, base_url=base_url, owner=owner).first()
+    if existing is not None:
+        return existing
+    stem = slugify(name or f"{spec_of(kind).kind.value}-{urlsplit(base_url).hostname or 'server'}")[:50] or kind
+    slug, n = stem, 1
+    while Provider.objects.filter(name=slug).exists():
+        n += 1
+        slug = f"{stem}-{n}"
+    return Provider.objects.create(kind=kind, name=slug, base_url=base_url, owner=owner)

@@ -35,8 +35,11 @@ def _fast_password_hashing(request: pytest.FixtureRequest, settings) -> None:  #
 @pytest.fixture(autouse=True)
 def _no_real_lm_studio(settings) -> None:  # noqa: ANN001
     """The default LM Studio provider must not find a real server (or a stray emulator) on this machine:
-    port 9 (discard) refuses at once. Tests that want one point the provider at an emulator."""
+    port 9 (discard) refuses at once. Tests that want one point the provider at an emulator. The same for
+    the instance's Ollama and llama.cpp servers."""
     settings.LMSTUDIO_BASE_URL = "http://127.0.0.1:9"
+    settings.OLLAMA_BASE_URL = "http://127.0.0.1:9"
+    settings.LLAMACPP_BASE_URL = "http://127.0.0.1:9"
 
 
 @pytest.fixture(autouse=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -48,7 +49,18 @@ def app_env(**extra: str) -> dict[str, str]:
 
 
 class ManagedProcess:
-    def __init__(self, name: str, args: list[str], env: dict[str, str], ready: str, pass_fds: tuple[int, ...] = ()):
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        env: dict[str, str],
+        ready: str,
+        pass_fds: tuple[int, ...] = (),
+        own_group: bool = False,
+    ):
+        # own_group: the process gets a process group of its own, and stop() ends the whole group, so
+        # children it spawned (llama-server's model processes) cannot outlive the test.
+        self.own_group = own_group
         self.name = name
         self.lines: list[str] = []
         self._ready_pattern = re.compile(ready)
@@ -62,6 +74,7 @@ class ManagedProcess:
             stderr=subprocess.STDOUT,
             text=True,
             pass_fds=pass_fds,
+            start_new_session=own_group,
         )
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -89,6 +102,11 @@ class ManagedProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if self.own_group:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)  # the group's id is the leader's pid
+            except ProcessLookupError:
+                pass  # the whole group has ended already
 
     def kill(self) -> None:
         """Stop at once, with no clean-up (kill -9): what a crash, or `make run` giving up on a worker that

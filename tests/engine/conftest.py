@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -108,5 +109,74 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
         url = f"http://127.0.0.1:{port}"
         _wait_for_model_list(url, server)
         yield Engine(url=url, model=MODEL_ALIAS, process=server)
+    finally:
+        server.stop()
+
+
+# --- llama.cpp's own llama-server, in router mode ------------------------------------------------------
+
+BUILD_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "build-llama-server.sh"
+BUILD_TIMEOUT = 45 * 60  # a first build on 2 cores takes about 10 minutes; a cached one returns at once
+ROUTER_READY = re.compile(r"listening on http://127\.0\.0\.1:(\d+)")
+ROUTER_MODELS = ("tiny-alpha", "tiny-beta")
+
+
+@dataclass(frozen=True)
+class Router:
+    url: str
+    models: tuple[str, ...]
+    process: ManagedProcess
+
+
+def llama_server_binary() -> Path:
+    """The cached llama-server, built from source by the project's script if this machine has none yet."""
+    env = {**os.environ, "PYTHON": sys.executable}
+    try:
+        done = subprocess.run(
+            ["bash", str(BUILD_SCRIPT)], env=env, capture_output=True, text=True, timeout=BUILD_TIMEOUT, check=False
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{BUILD_SCRIPT.name} did not finish within {BUILD_TIMEOUT // 60} minutes", pytrace=False)
+    binary = Path(done.stdout.strip().splitlines()[-1]) if done.stdout.strip() else None
+    if done.returncode != 0 or binary is None or not binary.is_file():
+        pytest.fail(f"building llama-server failed ({BUILD_SCRIPT}):\n{done.stderr[-4000:]}", pytrace=False)
+    return binary
+
+
+@pytest.fixture(scope="session")
+def llama_router(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Router]:
+    """`llama-server --models-dir` with two tiny models, neither loaded: the app loads and unloads them."""
+    _require_engine()
+    binary = llama_server_binary()
+    models_dir = tmp_path_factory.mktemp("llama-models")
+    from tests.engine.tiny_gguf import write_tiny_model  # after _require_engine, as in _write_tiny_model
+
+    for name in ROUTER_MODELS:
+        write_tiny_model(models_dir / f"{name}.gguf")
+    args = [
+        str(binary),
+        "--models-dir",
+        str(models_dir),
+        "--models-max",
+        "2",
+        "--no-models-autoload",
+        "-c",
+        str(CONTEXT),
+        "-t",
+        "1",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",  # the OS chooses; llama-server says which in its "listening on" line
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LLAMA_ARG_")}  # they would override the flags
+    server = ManagedProcess("llama-server (router)", args, env, ready=ROUTER_READY.pattern, own_group=True)
+    try:
+        server.wait_ready(timeout=START_TIMEOUT)
+    except RuntimeError as exc:
+        pytest.fail(str(exc)[-4000:], pytrace=False)
+    try:
+        port = next(int(m.group(1)) for line in server.lines if (m := ROUTER_READY.search(line)))
+        yield Router(url=f"http://127.0.0.1:{port}", models=ROUTER_MODELS, process=server)
     finally:
         server.stop()

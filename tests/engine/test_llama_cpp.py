@@ -32,7 +32,7 @@ from tests.processes import asgi_server
 
 pytestmark = pytest.mark.engine
 
-PROVIDER = "llamacpp"
+PROVIDER = "llama-cpp-python"  # not "llamacpp": that name is the instance-wide llama-server's
 HELLO = [{"role": "user", "content": "hello"}]
 GREEDY = 0.0
 UTF8_OVERRUN = 3  # the most tokens llama-cpp-python adds past max_tokens to complete a UTF-8 character

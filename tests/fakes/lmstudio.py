@@ -155,6 +155,12 @@ class FakeLMStudio(FakeServer):
         self._failures: dict[str, _Failure] = {}
         self._jit_locks: dict[str, threading.Lock] = {}
         self._ids = itertools.count(1)
+        # Downloads: what the catalogue offers (key -> size), the jobs, and how far each status poll moves one
+        # (progress follows the polls, so a test sees "downloading" then "completed" without any timing).
+        self.catalogue: dict[str, int] = {"qwen/qwen3-4b": 2_500_000_000}
+        self.download_step = 1_000_000_000
+        self.download_failures: dict[str, str] = {}
+        self._jobs: dict[str, dict[str, Any]] = {}
 
         self.route("GET", "/lmstudio-greeting", lambda req: json_response({"lmstudio": True}))
         # LM Studio 0.4 (v1) still serves the v0 API, so v0 clients keep working against it.
@@ -166,6 +172,8 @@ class FakeLMStudio(FakeServer):
             self.route("GET", "/api/v1/models", self._v1_models)
             self.route("POST", "/api/v1/models/load", self._v1_load)
             self.route("POST", "/api/v1/models/unload", self._v1_unload)
+            self.route("POST", "/api/v1/models/download", self._v1_download)
+            self.route("GET", "/api/v1/models/download/status/{job_id}", self._v1_download_status)
 
     # -- knobs -------------------------------------------------------------
     def add_model(self, key: str, **fields: Any) -> FakeModel:
@@ -393,6 +401,41 @@ class FakeLMStudio(FakeServer):
                     model.context_lengths.pop(instance_id, None)
                     return json_response({"instance_id": instance_id})
         return _v1_error(f"Model instance '{instance_id}' not found", "instance_id")
+
+    def _v1_download(self, req: FakeRequest) -> FakeResponse:
+        key = self._body(req).get("model")
+        with self._cond:
+            if isinstance(key, str) and key in self.models:
+                return json_response({"status": "already_downloaded"})
+            if not isinstance(key, str) or key not in self.catalogue:
+                return _v1_error(f"Could not find model '{key}' in the catalog", "model", 404)
+            job_id = f"job_{next(self._ids):010x}"
+            self._jobs[job_id] = {
+                "key": key,
+                "job_id": job_id,
+                "status": "downloading",
+                "total_size_bytes": self.catalogue[key],
+                "downloaded_bytes": 0,
+                "started_at": "2026-11-29T12:00:00.000Z",
+            }
+            return json_response({k: v for k, v in self._jobs[job_id].items() if k != "key"})
+
+    def _v1_download_status(self, req: FakeRequest) -> FakeResponse:
+        with self._cond:
+            job = self._jobs.get(req.params["job_id"])
+            if job is None:
+                return _v1_error(f"Download job '{req.params['job_id']}' not found", "job_id", 404)
+            if job["status"] == "downloading":
+                if job["key"] in self.download_failures:
+                    job |= {"status": "failed", "message": self.download_failures[job["key"]]}
+                else:
+                    job["downloaded_bytes"] = min(job["total_size_bytes"], job["downloaded_bytes"] + self.download_step)
+                    job["bytes_per_second"] = self.download_step
+                    if job["downloaded_bytes"] == job["total_size_bytes"]:
+                        job |= {"status": "completed", "completed_at": "2026-11-29T12:01:00.000Z"}
+                        job.pop("bytes_per_second")
+                        self.models[job["key"]] = FakeModel(job["key"], size_bytes=job["total_size_bytes"])
+            return json_response({k: v for k, v in job.items() if k != "key"})
 
     def _chat(self, req: FakeRequest) -> FakeResponse:
         body = self._body(req)

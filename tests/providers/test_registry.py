@@ -7,12 +7,12 @@ from providers.adapters import AnthropicAdapter, GeminiAdapter, MistralAdapter, 
 from providers.kinds import ProviderKind
 from providers.models import Provider
 from providers.registry import CLOUD_KINDS, LOCAL_KINDS, REGISTRY, adapter_for, join_url, runtime_for, spec_of
-from providers.runtimes import LMStudioRuntime, UpstreamError
+from providers.runtimes import LlamaCppRuntime, LMStudioRuntime, OllamaRuntime, UpstreamError
 
 
 def test_every_kind_is_declared_once() -> None:
     assert set(REGISTRY) == {kind.value for kind in ProviderKind}
-    assert LOCAL_KINDS == {"lmstudio"} and LOCAL_KINDS.isdisjoint(CLOUD_KINDS)
+    assert LOCAL_KINDS == {"lmstudio", "ollama", "llamacpp"} and LOCAL_KINDS.isdisjoint(CLOUD_KINDS)
     assert LOCAL_KINDS | CLOUD_KINDS == set(REGISTRY)
 
 
@@ -25,6 +25,8 @@ def test_every_kind_is_declared_once() -> None:
         ("mistral", MistralAdapter, True),
         ("openai_compatible", OpenAIAdapter, True),
         ("lmstudio", OpenAIAdapter, False),
+        ("ollama", OpenAIAdapter, False),
+        ("llamacpp", OpenAIAdapter, False),
     ],
 )
 def test_spec_declares_the_wire_format_and_key_needs(kind: str, adapter: type, needs_key: bool) -> None:
@@ -66,3 +68,30 @@ def test_runtime_for_builds_a_local_runtime_and_refuses_a_cloud_kind() -> None:
     )
     with pytest.raises(UpstreamError, match="not a local runtime"):
         runtime_for(Provider(kind="openai", name="openai"))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("kind", "runtime", "url_setting", "token_setting"),
+    [
+        ("ollama", OllamaRuntime, "OLLAMA_BASE_URL", "OLLAMA_API_TOKEN"),
+        ("llamacpp", LlamaCppRuntime, "LLAMACPP_BASE_URL", "LLAMACPP_API_KEY"),
+    ],
+)
+def test_the_local_servers_runtimes_and_chat_urls(
+    settings,
+    alice: User,
+    kind: str,
+    runtime: type,
+    url_setting: str,
+    token_setting: str,  # noqa: ANN001
+) -> None:
+    setattr(settings, url_setting, "http://gpu.example:1111/")
+    setattr(settings, token_setting, "tok-1")
+    built = runtime_for(Provider(kind=kind, name=kind))
+    assert isinstance(built, runtime) and built.base_url == "http://gpu.example:1111"
+    assert built.headers == {"Authorization": "Bearer tok-1"}
+    chat = adapter_for(Provider(kind=kind, name=kind), None)
+    assert chat.base_url == "http://gpu.example:1111/v1" and chat.api_key == "tok-1" and not chat.guarded
+    own = Provider(kind=kind, name="mine", base_url="http://10.0.0.5:1111", owner=alice)
+    assert adapter_for(own, None).guarded and own.guarded
