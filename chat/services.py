@@ -34,6 +34,7 @@ from models_mgmt.services import (
     models_visible,
 )
 from orchestrator.errors import ServiceError
+from orchestrator.text import unstorable_reason
 from providers.adapters import ChatParams
 
 MAX_MESSAGE_CHARS = 100_000
@@ -82,8 +83,9 @@ def conversation_create(*, owner: AbstractBaseUser, model: AIModel | None = None
 
 
 def _refuse_nul(text: str, what: str) -> None:
-    if "\x00" in text:  # PostgreSQL cannot store it in text
-        raise ChatError(f"{what} contains a NUL character, which cannot be stored.")
+    reason = unstorable_reason(text)
+    if reason:
+        raise ChatError(f"{what} contains {reason}.")
 
 
 def conversation_rename(*, conversation: Conversation, title: str) -> Conversation:

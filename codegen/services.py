@@ -26,6 +26,7 @@ from models_mgmt.services import ModelNotFound, Status, model_get, model_list_wi
 from orchestrator import observability
 from orchestrator.celery import app as celery_app
 from orchestrator.errors import ServiceError
+from orchestrator.text import unstorable_reason
 from providers.adapters import ChatParams
 from usage.models import RequestKind
 
@@ -113,11 +114,9 @@ def rate_limit_take(*, user: AbstractBaseUser, units: int = 1) -> int:
 def validate_prompt(prompt: object) -> str:
     if not isinstance(prompt, str):
         raise CodegenError("'prompt' must be a string.")
-    try:
-        prompt.encode()
-    except UnicodeEncodeError:
-        # Checked before the rate limit counts the request: a prompt that cannot be sent costs no quota.
-        raise CodegenError("The prompt contains characters that are not valid Unicode (lone surrogates).") from None
+    # Checked before the rate limit counts the request: a prompt that cannot be sent costs no quota.
+    if reason := unstorable_reason(prompt):
+        raise CodegenError(f"The prompt contains {reason}.")
     text = prompt.strip()
     if len(text) < settings.CODEGEN_PROMPT_MIN_CHARS:
         raise CodegenError(f"The prompt is too short: at least {settings.CODEGEN_PROMPT_MIN_CHARS} characters.")

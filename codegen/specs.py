@@ -14,6 +14,7 @@ import yaml
 from django.conf import settings
 
 from orchestrator.errors import ServiceError
+from orchestrator.text import unstorable_reason
 
 
 class SpecError(ServiceError):
@@ -88,10 +89,9 @@ def spec_text_of(*, raw: object) -> str:
         raise SpecError("The spec must be an OpenAPI document: an object, or JSON or YAML text.")
     if not text.strip():
         raise SpecError("The spec is empty.")
-    try:
-        size = len(text.encode())
-    except UnicodeEncodeError:
-        raise SpecError("The spec contains characters that are not valid Unicode (lone surrogates).") from None
+    if reason := unstorable_reason(text):
+        raise SpecError(f"The spec contains {reason}.")
+    size = len(text.encode())
     if size > settings.CODEGEN_SPEC_MAX_BYTES:
         raise SpecError(f"The spec is {size} bytes; at most {settings.CODEGEN_SPEC_MAX_BYTES} are accepted.")
     return text

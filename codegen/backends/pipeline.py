@@ -22,6 +22,7 @@ from codegen.services import CodeModelClient, CompletionServiceClient, choose_mo
 from models_mgmt.models import AIModel
 from orchestrator import observability
 from orchestrator.errors import ServiceError
+from orchestrator.text import unstorable_reason
 from usage.models import RequestKind
 
 SYSTEM_PROMPT = (
@@ -53,6 +54,8 @@ def requirements_check(text: object) -> str:
         raise BackendError(f"The requirements are too short: at least {MIN_REQUIREMENTS_CHARS} characters.")
     if len(text) > settings.CODEGEN_PROMPT_MAX_CHARS:
         raise BackendError(f"The requirements are too long: at most {settings.CODEGEN_PROMPT_MAX_CHARS} characters.")
+    if reason := unstorable_reason(text):
+        raise BackendError(f"The requirements contain {reason}.")
     return text.strip()
 
 

@@ -156,6 +156,8 @@ def test_without_bwrap_the_project_is_validated_statically_only(
         ({"requirements": REQUIREMENTS, "plan": {"project_name": "x"}}, 400),
         ({"requirements": REQUIREMENTS, "model": "openai/no-such-model"}, 404),
         ({"requirements": 42}, 422),
+        ({"requirements": REQUIREMENTS + "\x00"}, 400),  # PostgreSQL stores no NUL (found by schemathesis)
+        ({"requirements": REQUIREMENTS + "\ud800"}, 400),
     ],
 )
 def test_bad_input_is_refused_clearly(scripted: ScriptedOpenAI, alice_api: Client, body: dict, status: int) -> None:
