@@ -71,6 +71,7 @@ clean:
 bench: $(BIN)/.runtime
 	$(BIN)/python -m pip install --quiet -r bench/requirements.txt
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/usage_accounting.py
 
 # What usage accounting costs on the hot path (side by side, one run): make bench-usage [N=300]
 .PHONY: bench-usage
