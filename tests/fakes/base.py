@@ -7,8 +7,10 @@ request log, latency injection, SSE streaming with mid-stream cuts and a
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
+import signal
 import socket
 import sys
 import threading
@@ -293,3 +295,24 @@ class FakeServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def serve_until_stopped(fake: FakeServer, parser: argparse.ArgumentParser, banner: str) -> int:
+    """Run an emulator from the command line until Ctrl-C or SIGTERM, then stop it cleanly."""
+    try:
+        fake.start()
+    except OSError as exc:
+        parser.exit(1, f"Cannot listen on {fake.host}:{fake.port}: {exc}\n")
+    print(f"{banner} listening on {fake.url} — Ctrl-C to stop", flush=True)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())  # `kill` stops it as cleanly as Ctrl-C
+    # Started from a shell that ignores SIGINT (a background job, nohup, some CI runners), Python inherits
+    # the ignore and Ctrl-C would do nothing.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        done.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        fake.stop()
+    return 0

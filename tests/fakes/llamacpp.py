@@ -10,14 +10,13 @@ Run standalone:  python -m tests.fakes.llamacpp --port 8080
 from __future__ import annotations
 
 import argparse
-import signal
 import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .base import FakeRequest, FakeResponse, FakeServer, json_response, raw_response
+from .base import FakeRequest, FakeResponse, FakeServer, json_response, raw_response, serve_until_stopped
 from .local_chat import echo_chat, request_body
 
 DEFAULT_PORT = 8080
@@ -191,21 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     fake = FakeLlamaCpp(host=args.host, port=args.port)
     fake.load_delay = args.load_delay
-    try:
-        fake.start()
-    except OSError as exc:
-        parser.exit(1, f"Cannot listen on {args.host}:{args.port}: {exc}\n")
-    print(f"Fake llama-server (router) listening on {fake.url} — Ctrl-C to stop", flush=True)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        done.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        fake.stop()
-    return 0
+    return serve_until_stopped(fake, parser, "Fake llama-server (router)")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import re
-import signal
 import threading
 import time
 from collections.abc import Iterable
@@ -22,6 +21,7 @@ from .base import (
     FakeServer,
     json_response,
     raw_response,
+    serve_until_stopped,
     sse_response,
 )
 from .code_mode import code_answer
@@ -518,23 +518,7 @@ def main(argv: list[str] | None = None) -> int:
     fake = FakeLMStudio(api=args.api, token=args.token, host=args.host, port=args.port)
     fake.load_delay = args.load_delay
     fake.make_models(args.models)
-    try:
-        fake.start()
-    except OSError as exc:
-        parser.exit(1, f"Cannot listen on {args.host}:{args.port}: {exc}\n")
-    print(f"Fake LM Studio ({args.api}) listening on {fake.url} — Ctrl-C to stop", flush=True)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())  # `kill` stops it as cleanly as Ctrl-C
-    # Started from a shell that ignores SIGINT (a background job, nohup, some CI runners), Python inherits
-    # the ignore and Ctrl-C would do nothing.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        done.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        fake.stop()
-    return 0
+    return serve_until_stopped(fake, parser, f"Fake LM Studio ({args.api})")
 
 
 if __name__ == "__main__":
