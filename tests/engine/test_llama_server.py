@@ -73,7 +73,11 @@ def test_a_chat_with_an_unloaded_model_loads_it_first(
     statuses(alice_api)
     body = {"model": "llamacpp/tiny-beta", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
     answer = alice_api.post("/api/completions", {**body, "fallback": False}, content_type="application/json")
-    assert answer.status_code == 200 and answer.json()["text"], answer.content
+    # Random weights may spend their few tokens on pieces that decode to nothing: the answer is judged by
+    # its usage and clean end, not by its text.
+    result = answer.json()
+    assert answer.status_code == 200 and result["error"] is None, answer.content
+    assert result["model"] == "llamacpp/tiny-beta" and result["usage"]["completion_tokens"] > 0
     assert server_states(llama_router)["tiny-beta"] == "loaded"
     assert AIModel.objects.get(provider=router_provider, model_id="tiny-beta").load_state == LoadState.IDLE
     assert bob_api.post("/api/models/llamacpp/tiny-beta/unload").status_code == 200
