@@ -1,8 +1,13 @@
+import json
+import re
 import secrets
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.gzip import GZipMiddleware
+
+from orchestrator.text import unstorable_reason
 
 # No inline script without the per-response nonce, images only from here (a model's answer must not
 # make the browser fetch anything), no framing, forms post only here.
@@ -38,3 +43,54 @@ class GZipExceptEventStreamMiddleware(GZipMiddleware):
         if response.get("Content-Type", "").startswith("text/event-stream"):
             return response
         return super().process_response(request, response)
+
+
+# A NUL or a lone surrogate, as JSON writes them (or raw): only a body that has one is parsed again.
+_SUSPECT = re.compile(rb"\\u0000|\\u[dD][89a-fA-F][0-9a-fA-F]{2}|\x00")
+
+
+def _first_unstorable(value: object) -> str | None:
+    if isinstance(value, str):
+        return unstorable_reason(value)
+    if isinstance(value, dict):
+        value = [*value.keys(), *value.values()]
+    if isinstance(value, list):
+        for item in value:
+            if reason := _first_unstorable(item):
+                return reason
+    return None
+
+
+class StorableTextMiddleware:
+    """Refuses API requests carrying text no database of ours can store or look up (a NUL, a lone surrogate)
+    with a clear 400, in one place, before any view builds a query from it: PostgreSQL raises on a NUL in
+    any string parameter, and neither database can encode a lone surrogate."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path_info.startswith("/api/"):
+            reason = self._problem(request)
+            if reason:
+                return JsonResponse(
+                    {"detail": f"The request contains {reason}; remove it and send it again."}, status=400
+                )
+        return self.get_response(request)
+
+    @staticmethod
+    def _problem(request: HttpRequest) -> str | None:
+        if reason := unstorable_reason(request.path_info) or _first_unstorable(
+            [item for pair in request.GET.lists() for item in (pair[0], *pair[1])]
+        ):
+            return reason
+        length = request.META.get("CONTENT_LENGTH") or ""
+        if not length.isdigit() or not 0 < int(length) <= settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+            return None  # nothing to read, or too big: the usual handling answers that
+        if request.content_type != "application/json" or not _SUSPECT.search(request.body):
+            return None
+        try:
+            data = json.loads(request.body)
+        except ValueError:
+            return None  # not JSON: the API answers that itself
+        return _first_unstorable(data)

@@ -23,6 +23,7 @@ from models_mgmt.models import AIModel, LoadState, ModelSource
 from orchestrator.celery import app as celery_app
 from orchestrator.errors import ServiceError
 from orchestrator.observability import MODEL_LOAD_SECONDS
+from orchestrator.text import unstorable_reason
 from providers.adapters import ErrorCode, ProviderError, RemoteModel
 from providers.crypto import DecryptError
 from providers.models import ApiKey, Provider
@@ -156,6 +157,8 @@ def models_visible(*, user: AbstractBaseUser | None) -> QuerySet[AIModel]:
 
 def model_get(*, ref: str, user: AbstractBaseUser | None = None) -> AIModel:
     """A model `user` may see, by numeric id or by its public reference `<provider>/<model id>`."""
+    if unstorable_reason(ref):
+        raise ModelNotFound("No model: the name has characters no model's name has")
     queryset = models_visible(user=user)
     found: AIModel | None = None
     if ref.isascii() and ref.isdigit():
@@ -181,6 +184,8 @@ def model_resolve(*, ref: str, user: AbstractBaseUser | None, key_id: int | None
     try:
         model = model_get(ref=ref, user=user)
     except ModelNotFound:
+        if unstorable_reason(ref):
+            raise
         model = _named_model(ref, user, key)
     if key is not None and key.provider_id != model.provider_id:
         raise ModelError(f"Key {key.pk} is for {key.provider.name}, not {model.provider.name}.")

@@ -34,6 +34,7 @@ from django.dispatch import receiver
 
 from orchestrator import observability
 from orchestrator.errors import ServiceError
+from orchestrator.text import unstorable_reason
 from usage.models import Budget, BudgetCounter, Price, UsageRecord
 
 # About four characters a token: the estimate used when a provider reports no usage, and for reservations.
@@ -451,7 +452,7 @@ class BudgetView:
 
 
 def _user_named(username: str) -> AbstractBaseUser:
-    user = get_user_model().objects.filter(username=username).first()
+    user = None if unstorable_reason(username) else get_user_model().objects.filter(username=username).first()
     if user is None:
         raise UsageNotFound(f"No user {username!r}.")
     return user

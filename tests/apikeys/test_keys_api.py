@@ -118,5 +118,5 @@ def test_keys_api_needs_auth(client: Client) -> None:
 def test_a_label_with_a_lone_surrogate_is_400(alice_api: Client) -> None:
     body = '{"provider": "openai", "key": "' + SECRET + '", "label": "work \\ud800"}'
     response = alice_api.post("/api/keys", body, content_type="application/json")
-    assert response.status_code == 400 and "cannot be stored" in response.json()["detail"]
+    assert response.status_code == 400 and "lone surrogates" in response.json()["detail"]
     assert not ApiKey.objects.exists()
