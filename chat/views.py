@@ -1,4 +1,4 @@
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from asgiref.sync import sync_to_async
 from django.contrib import messages as flash
@@ -162,48 +162,53 @@ def chat_send(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "chat/_messages.html", context)
 
 
-@login_required
-@require_POST
-def chat_regenerate(request: HttpRequest, pk: int) -> HttpResponse:
-    conversation = _conversation(request, pk)
+def _change_thread(request: HttpRequest, conversation: Conversation, change: Callable[[], object]) -> HttpResponse:
+    """Run a change to the conversation's messages and answer with the thread (or the reason it was refused)."""
     try:
-        services.chat_regenerate(
-            conversation=conversation, model_id=request.POST.get("model"), message_id=request.POST.get("message")
-        )
+        change()
     except services.ConversationNotFound:
         raise Http404("No such message.") from None
     except services.ChatError as exc:
         return _error(request, exc.message)
     return _thread(request, conversation)
+
+
+@login_required
+@require_POST
+def chat_regenerate(request: HttpRequest, pk: int) -> HttpResponse:
+    conversation = _conversation(request, pk)
+    return _change_thread(
+        request,
+        conversation,
+        lambda: services.chat_regenerate(
+            conversation=conversation, model_id=request.POST.get("model"), message_id=request.POST.get("message")
+        ),
+    )
 
 
 @login_required
 @require_POST
 def chat_edit(request: HttpRequest, pk: int, message_id: int) -> HttpResponse:
     conversation = _conversation(request, pk)
-    try:
-        services.chat_edit(
+    return _change_thread(
+        request,
+        conversation,
+        lambda: services.chat_edit(
             conversation=conversation,
             message_id=message_id,
             content=request.POST.get("content", ""),
             model_id=request.POST.get("model"),
-        )
-    except services.ConversationNotFound:
-        raise Http404("No such message.") from None
-    except services.ChatError as exc:
-        return _error(request, exc.message)
-    return _thread(request, conversation)
+        ),
+    )
 
 
 @login_required
 @require_POST
 def chat_switch(request: HttpRequest, pk: int, message_id: int) -> HttpResponse:
     conversation = _conversation(request, pk)
-    try:
-        services.chat_switch(conversation=conversation, message_id=message_id)
-    except services.ConversationNotFound:
-        raise Http404("No such message.") from None
-    return _thread(request, conversation)
+    return _change_thread(
+        request, conversation, lambda: services.chat_switch(conversation=conversation, message_id=message_id)
+    )
 
 
 @login_required

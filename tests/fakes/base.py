@@ -316,3 +316,12 @@ def serve_until_stopped(fake: FakeServer, parser: argparse.ArgumentParser, banne
     finally:
         fake.stop()
     return 0
+
+
+def local_server_parser(description: str, default_port: int) -> argparse.ArgumentParser:
+    """The command line every local-server emulator takes: where to listen, and how long a load takes."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=default_port)
+    parser.add_argument("--load-delay", type=float, default=0.0, metavar="SECONDS")
+    return parser

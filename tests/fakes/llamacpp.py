@@ -9,14 +9,21 @@ Run standalone:  python -m tests.fakes.llamacpp --port 8080
 
 from __future__ import annotations
 
-import argparse
 import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .base import FakeRequest, FakeResponse, FakeServer, json_response, raw_response, serve_until_stopped
+from .base import (
+    FakeRequest,
+    FakeResponse,
+    FakeServer,
+    json_response,
+    local_server_parser,
+    raw_response,
+    serve_until_stopped,
+)
 from .local_chat import echo_chat, request_body
 
 DEFAULT_PORT = 8080
@@ -183,10 +190,7 @@ class FakeLlamaCpp(FakeServer):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Emulate llama.cpp's llama-server in router mode.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
-    parser.add_argument("--load-delay", type=float, default=0.0, metavar="SECONDS")
+    parser = local_server_parser("Emulate llama.cpp's llama-server in router mode.", DEFAULT_PORT)
     args = parser.parse_args(argv)
     fake = FakeLlamaCpp(host=args.host, port=args.port)
     fake.load_delay = args.load_delay

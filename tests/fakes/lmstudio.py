@@ -6,7 +6,6 @@ Run standalone to try the app without LM Studio:
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import re
 import threading
@@ -20,6 +19,7 @@ from .base import (
     FakeResponse,
     FakeServer,
     json_response,
+    local_server_parser,
     raw_response,
     serve_until_stopped,
     sse_response,
@@ -506,12 +506,9 @@ class FakeLMStudio(FakeServer):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Emulate an LM Studio server for local testing.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser = local_server_parser("Emulate an LM Studio server for local testing.", DEFAULT_PORT)
     parser.add_argument("--api", choices=["v1", "v0"], default="v1")
     parser.add_argument("--models", type=int, default=0, metavar="N", help="extra synthetic models")
-    parser.add_argument("--load-delay", type=float, default=0.0, metavar="SECONDS")
     parser.add_argument("--token", default=None, help="require 'Authorization: Bearer TOKEN'")
     args = parser.parse_args(argv)
 

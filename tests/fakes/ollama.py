@@ -9,14 +9,21 @@ Run standalone to try the app without Ollama:
 
 from __future__ import annotations
 
-import argparse
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .base import FakeRequest, FakeResponse, FakeServer, json_response, raw_response, serve_until_stopped
+from .base import (
+    FakeRequest,
+    FakeResponse,
+    FakeServer,
+    json_response,
+    local_server_parser,
+    raw_response,
+    serve_until_stopped,
+)
 from .local_chat import echo_chat, request_body
 
 DEFAULT_PORT = 11434
@@ -202,10 +209,7 @@ class FakeOllama(FakeServer):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Emulate an Ollama server for local testing.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
-    parser.add_argument("--load-delay", type=float, default=0.0, metavar="SECONDS")
+    parser = local_server_parser("Emulate an Ollama server for local testing.", DEFAULT_PORT)
     args = parser.parse_args(argv)
     fake = FakeOllama(host=args.host, port=args.port)
     fake.load_delay = args.load_delay
