@@ -40,19 +40,19 @@ def inherited_socket(fd: int) -> socket.socket:
     return sock
 
 
-def config(workers: int, log_level: str = "info") -> uvicorn.Config:
+def config(workers: int, log_level: str = "info", loop: str = "uvloop") -> uvicorn.Config:
     return uvicorn.Config(
         APP,
         http="httptools",
-        loop="uvloop",
+        loop=loop,
         lifespan="off",
         workers=workers,
         log_level=log_level,
     )
 
 
-def run(sock: socket.socket, workers: int, log_level: str = "info") -> None:
-    cfg = config(workers, log_level)  # each web process loads the app itself
+def run(sock: socket.socket, workers: int, log_level: str = "info", loop: str = "uvloop") -> None:
+    cfg = config(workers, log_level, loop)  # each web process loads the app itself
     host, port = sock.getsockname()[:2]
     logger.info("Serving on http://%s:%d with %d web process(es)", host, port, workers)
     if workers > 1:
@@ -68,11 +68,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--fd", type=int, default=None, help="serve on this already bound socket")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--log-level", default="info")
+    parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error("--workers must be at least 1")
     sock = inherited_socket(args.fd) if args.fd is not None else listening_socket(args.host, args.port)
-    run(sock, args.workers, args.log_level)
+    run(sock, args.workers, args.log_level, args.loop)
 
 
 if __name__ == "__main__":
