@@ -119,6 +119,12 @@ class ManagedProcess:
             self.process.kill()
         self.process.wait()
 
+    def wait(self, timeout: float = 60) -> int:
+        """The exit code, once the process has ended and all it printed has been read."""
+        code = self.process.wait(timeout=timeout)
+        self._ended.wait(timeout)
+        return code
+
     def output(self) -> str:
         return "\n".join(self.lines)
 
