@@ -60,6 +60,11 @@ class Command(BaseCommand):
             raise CommandError("--web-workers and --workers must be 0 or more, --worker-concurrency 1 or more")
         if web_workers == 0 and workers == 0:
             raise CommandError("nothing to run: --web-workers and --workers are both 0")
+        if web_workers > 1 and not settings.REDIS_URL:
+            self.stderr.write(
+                "Several web processes without REDIS_URL: each keeps its own cache, so rate limits and the model "
+                "status cache are counted per process. Set REDIS_URL (README: Run it on a server)."
+            )
         python = sys.executable
         commands: dict[str, list[str]] = {}
         if web_workers:
