@@ -102,6 +102,12 @@ def ask(base: str, headers: dict[str, str], model: str, text: str = "hello there
     return httpx.post(f"{base}/api/completions", json=payload, headers=headers, timeout=30)
 
 
+def gateway(base: str, headers: dict[str, str], model: str, text: str = "hello there") -> httpx.Response:
+    """The OpenAI-compatible endpoint: its own hot path, so its caches are proven as well."""
+    payload = {"model": model, "messages": [{"role": "user", "content": text}]}
+    return httpx.post(f"{base}/v1/chat/completions", json=payload, headers=headers, timeout=30)
+
+
 @pytest.fixture
 def openai() -> Iterator[FakeOpenAI]:
     with FakeOpenAI(keys={KEY_ONE, KEY_TWO}) as fake:
@@ -226,24 +232,30 @@ def test_stop_sent_to_b_stops_the_stream_served_by_a_and_keeps_the_partial_text(
 def test_a_revoked_token_is_refused_by_both_at_once(cluster: Cluster, alice: User) -> None:
     auth = bearer(alice)
     token = ApiToken.objects.get(user=alice)
-    for base in (cluster.a, cluster.b):
+    for base in (cluster.a, cluster.b):  # both have used it (and may keep what they learnt)
         assert httpx.get(f"{base}/api/keys", headers=auth).status_code == 200
+        assert httpx.get(f"{base}/v1/models", headers=auth).status_code == 200
     with browser(alice) as web:
         assert web.post(f"{cluster.a}/settings/tokens/{token.pk}/revoke/").status_code == 302
-    assert httpx.get(f"{cluster.b}/api/keys", headers=auth).status_code == 401
-    assert httpx.get(f"{cluster.a}/api/keys", headers=auth).status_code == 401
     assert httpx.get(f"{cluster.b}/v1/models", headers=auth).status_code == 401
+    assert httpx.get(f"{cluster.b}/api/keys", headers=auth).status_code == 401
+    assert httpx.get(f"{cluster.a}/v1/models", headers=auth).status_code == 401
+    assert httpx.get(f"{cluster.a}/api/keys", headers=auth).status_code == 401
 
 
 def test_a_key_changed_on_a_is_used_by_b_at_once(cluster: Cluster, openai: FakeOpenAI, alice: User) -> None:
     auth = bearer(alice)
     key = httpx.post(f"{cluster.a}/api/keys", json={"provider": "openai", "key": KEY_ONE}, headers=auth).json()
+    assert gateway(cluster.b, auth, f"openai/{GPT}").status_code == 200
+    assert openai.requests[-1].headers["authorization"] == f"Bearer {KEY_ONE}"
     assert ask(cluster.b, auth, f"openai/{GPT}").status_code == 200
     assert openai.requests[-1].headers["authorization"] == f"Bearer {KEY_ONE}"
 
     changed = httpx.patch(f"{cluster.a}/api/keys/{key['id']}", json={"key": KEY_TWO}, headers=auth)
     assert changed.status_code == 200, changed.text
     openai.keys.discard(KEY_ONE)  # the old key is revoked upstream too
+    assert gateway(cluster.b, auth, f"openai/{GPT}").status_code == 200
+    assert openai.requests[-1].headers["authorization"] == f"Bearer {KEY_TWO}"
     assert ask(cluster.b, auth, f"openai/{GPT}").status_code == 200
     assert openai.requests[-1].headers["authorization"] == f"Bearer {KEY_TWO}"
 
@@ -255,6 +267,8 @@ def test_a_model_switched_off_on_a_is_off_on_b_at_once(
     auth = bearer(alice)
     qwen = discover(cluster, auth)[QWEN]
     assert ask(cluster.b, auth, f"lmstudio/{QWEN}").status_code == 200
+    assert gateway(cluster.b, auth, f"lmstudio/{QWEN}").status_code == 200
+    assert httpx.get(f"{cluster.b}/api/models/{qwen}/status", headers=auth).json()["status"] == "loaded"
     seen = len(lmstudio.requests)
 
     with browser(bob) as staff:
@@ -264,6 +278,8 @@ def test_a_model_switched_off_on_a_is_off_on_b_at_once(
     answer = ask(cluster.b, auth, f"lmstudio/{QWEN}").json()
     assert answer["model"] != f"lmstudio/{QWEN}"
     assert [(f["from"], f["code"]) for f in answer["fallbacks"]] == [(f"lmstudio/{QWEN}", "inactive")]
+    through_gateway = gateway(cluster.b, auth, f"lmstudio/{QWEN}")
+    assert through_gateway.headers.get("x-orchestrator-model") != f"lmstudio/{QWEN}", through_gateway.text
     asked = [r.json().get("model") for r in lmstudio.requests[seen:] if r.path.endswith("/chat/completions")]
     assert QWEN not in asked, asked
 
