@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from core import webserver
 from tests.processes import ManagedProcess, app_env, web_server
 
 SYS_PIDFD_GETFD = 438  # the same number on every Linux architecture
@@ -182,3 +183,21 @@ def test_bad_process_counts_are_refused(tmp_path: Path) -> None:
         assert process.wait(timeout=60) == 1
         process.stop()
         assert message in process.output()
+
+
+def test_the_listening_socket_is_tcp_with_nagle_off_and_an_inherited_one_keeps_its_kind() -> None:
+    with webserver.listening_socket("127.0.0.1", 0) as sock:
+        assert (sock.family, sock.type, sock.proto) == (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+    with socket.socket() as plain:  # as a caller binds one: protocol 0, Nagle on
+        plain.bind(("127.0.0.1", 0))
+        plain.listen()
+        with webserver.inherited_socket(os.dup(plain.fileno())) as sock:
+            assert (sock.family, sock.proto) == (socket.AF_INET, socket.IPPROTO_TCP)  # not uvicorn's AF_UNIX
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+
+
+def test_the_web_server_wants_at_least_one_process(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        webserver.main(["--workers", "0"])
+    assert exit_info.value.code == 2 and "--workers must be at least 1" in capsys.readouterr().err
