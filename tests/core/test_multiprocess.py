@@ -62,7 +62,9 @@ class Cluster:
 
 
 @pytest.fixture(scope="module")
-def cluster(django_db_setup: None, django_db_blocker: pytest.FixtureRequest) -> Iterator[Cluster]:
+def cluster(django_db_setup: None) -> Iterator[Cluster]:
+    """A, B, w1 and w2 for the whole module (each test brings its own data and emulators): starting them
+    is most of this module's time."""
     celery_app.conf.task_always_eager = False
     with celery_app.connection_for_write() as conn:
         conn.default_channel.queue_purge("celery")  # nothing an earlier run left behind
