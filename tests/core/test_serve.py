@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from django.core.management import CommandError, call_command
 
 from core import webserver
 from tests.processes import ManagedProcess, app_env, web_server
@@ -169,20 +170,23 @@ def test_one_process_ending_stops_the_others(tmp_path: Path) -> None:
     assert gone(tree) == []
 
 
-def test_bad_process_counts_are_refused(tmp_path: Path) -> None:
-    for args, message in (
-        (["--web-workers", "0", "--workers", "0"], "nothing to run"),
-        (["--web-workers", "-1"], "must be 0 or more"),
-    ):
-        process = ManagedProcess(
-            "serve",
-            [sys.executable, "manage.py", "serve", *args],
-            app_env(VAR_DIR=str(tmp_path)),
-            ready="never",
-        )
-        assert process.wait(timeout=60) == 1
-        process.stop()
-        assert message in process.output()
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"web_workers": 0, "workers": 0}, "nothing to run"),
+        ({"web_workers": -1}, "must be 0 or more"),
+        ({"worker_concurrency": 0}, "--worker-concurrency 1 or more"),
+    ],
+)
+def test_bad_process_counts_are_refused_before_anything_starts(options: dict[str, int], message: str) -> None:
+    with pytest.raises(CommandError, match=message):
+        call_command("serve", **options)
+
+
+def test_a_process_count_from_the_environment_must_be_a_number(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEB_WORKERS", "two")
+    with pytest.raises(CommandError, match="WEB_WORKERS must be a whole number, not 'two'"):
+        call_command("serve")
 
 
 def test_the_listening_socket_is_tcp_with_nagle_off_and_an_inherited_one_keeps_its_kind() -> None:
