@@ -39,8 +39,11 @@ def app_env(**extra: str) -> dict[str, str]:
         VAR_DIR=str(settings.VAR_DIR),
         SECRET_KEY=settings.SECRET_KEY,
         PYTHONUNBUFFERED="1",
-        # Like the in-process tests: never a real LM Studio (or a stray emulator) on the default port.
+        # Like the in-process tests: never a real LM Studio, Ollama or llama.cpp (or a stray emulator) on
+        # their default ports.
         LMSTUDIO_BASE_URL="http://127.0.0.1:9",
+        OLLAMA_BASE_URL="http://127.0.0.1:9",
+        LLAMACPP_BASE_URL="http://127.0.0.1:9",
     )
     if settings.CELERY_BROKER_URL.startswith("filesystem://"):
         env["CELERY_FS_BROKER_DIR"] = str(settings.BROKER_DIR)
