@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# make run WEB_WORKERS=2 WORKERS=2: web server processes on the one port, Celery worker processes (default 1
+# and 1; unset here, serve reads them from the environment or .env).
 
 .PHONY: run test test-fast lint emulator emulators clean browser-deps sandbox-deps llama-server
 
@@ -34,7 +36,8 @@ llama-server: $(BIN)/.dev
 run: $(BIN)/.runtime sandbox-deps
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py ensure_admin --url http://$(HOST):$(PORT)/
-	$(BIN)/python manage.py serve --host $(HOST) --port $(PORT)
+	$(BIN)/python manage.py serve --host $(HOST) --port $(PORT) \
+	  $(if $(WEB_WORKERS),--web-workers $(WEB_WORKERS)) $(if $(WORKERS),--workers $(WORKERS))
 
 # Browser tests drive Debian's Chromium; install it (and an emoji font for the status icons) if missing.
 browser-deps:
