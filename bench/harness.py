@@ -192,6 +192,14 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
 def cpu_seconds(pids: Sequence[int]) -> float:
     """User + system CPU time the processes have used so far."""
     ticks = os.sysconf("SC_CLK_TCK")
@@ -254,6 +262,12 @@ class Server:
     @property
     def pids(self) -> list[int]:
         return descendants(self.process.pid)
+
+    @property
+    def web_pids(self) -> list[int]:
+        """Its processes but the Celery worker `manage.py serve` starts beside the web server: that one idles
+        during a benchmark, and LiteLLM has nothing like it, so its CPU and memory are left out."""
+        return [pid for pid in self.pids if b"celery" not in _cmdline(pid)]
 
 
 @dataclass

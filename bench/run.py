@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
                         f"{server.url}/v1",
                         setup.app["token"],
                         setup.app["model"],
-                        lambda web=web: web.pids,
+                        lambda web=web: web.web_pids,
                     )
                 )
                 app_urls[key] = server.url
