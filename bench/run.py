@@ -186,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         peer = f"LiteLLM {LITELLM_VERSION} (1 worker, no database)" if with_peer else "no LiteLLM (LITELLM=0)"
         print(
             f"Side by side (issue 11): the OpenAI emulator direct, {peer}, and the app as `make run` starts it "
-            f"(manage.py serve) with 1 and {args.workers} web processes; ratio = app 1 web / LiteLLM."
+            f"(manage.py serve) with 1{f' and {args.workers}' if two else ''} web processes; "
+            "ratio = app 1 web / LiteLLM."
         )
         print(side_by_side.render(sections, parties, "app/LiteLLM"))
         if web:
