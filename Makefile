@@ -69,14 +69,14 @@ emulators: $(BIN)/.dev
 clean:
 	rm -rf $(VENV) var/test-db.sqlite3 var/sandbox-env .pytest_cache .coverage test-artifacts
 
-# Benchmarks (see bench/RESULTS.md): make bench [N=1000] [N_STREAM=500] [RPS_C=50] [C=200] [WORKERS=2]
+# Benchmarks (see bench/RESULTS.md): make bench [N=1000] [N_STREAM=500] [RPS_C=50] [C=200] [WEB_WORKERS=2]
 # [ONLY=overhead,stream,rps,streams,listing,fallback,page] [LITELLM=0]. The peer, LiteLLM's proxy, lives in a
 # virtual environment of its own, built once per machine from bench/requirements-litellm.txt (never 1.107.0,
 # a compromised release: bench/harness.py refuses any version but the pinned one).
 LITELLM_VERSION := 1.106.2
 LITELLM_ENV ?= $(HOME)/.cache/ai-orchestrator/bench-litellm-$(LITELLM_VERSION)
 .PHONY: bench
-bench: $(BIN)/.runtime $(LITELLM_ENV)/.installed
+bench: $(BIN)/.dev browser-deps $(LITELLM_ENV)/.installed
 	$(BIN)/python -m pip install --quiet -r bench/requirements.txt
 	LITELLM_ENV=$(LITELLM_ENV) $(BIN)/python bench/run.py
 	$(BIN)/python bench/usage_accounting.py

@@ -403,7 +403,8 @@ class Harness:
         empties VAR_DIR/prometheus when it starts, and two doing that at the same instant can collide."""
         port = free_port()
         args = [PYTHON, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)]
-        args += ["--web-workers", str(web_workers)]
+        # One Celery worker, whatever WORKERS says in the caller's environment: it idles during the run.
+        args += ["--web-workers", str(web_workers), "--workers", "1"]
         name = f"manage.py serve --web-workers {web_workers}"
         log = self.var_dir / f"serve-{port}.log"
         process = Process(name, args, setup.env, group=True, log=log)

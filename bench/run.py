@@ -5,7 +5,7 @@ all measured against loopback emulators in one run and printed as tables.
     python bench/run.py [--n 1000] [--n-stream 500] [--rps-c 50] [--rps-seconds 5] [--c 200] [--workers 2]
                         [--models 500] [--only overhead,stream,rps,streams,listing,fallback,page] [--no-litellm]
 
-The same knobs come from the environment (N=, N_STREAM=, RPS_C=, RPS_SECONDS=, C=, WORKERS=, MODELS=, ONLY=,
+The same knobs come from the environment (N=, N_STREAM=, RPS_C=, RPS_SECONDS=, C=, WEB_WORKERS=, MODELS=, ONLY=,
 LITELLM=0), so `make bench N=500` works. Everything runs on 127.0.0.1, on ports the OS chooses, in a
 temporary VAR_DIR; it stops by itself. The app runs as `make run` runs it (`manage.py serve`); LiteLLM
 1.106.2 runs from its own virtual environment (LITELLM_ENV, made by `make bench`)."""
@@ -42,7 +42,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rps-c", type=int, default=_env_int("RPS_C", 50), help="concurrent clients for requests/s")
     parser.add_argument("--rps-seconds", type=float, default=float(os.environ.get("RPS_SECONDS") or 5))
     parser.add_argument("--c", type=int, default=_env_int("C", 200), help="concurrent streams")
-    parser.add_argument("--workers", type=int, default=_env_int("WORKERS", 2), help="web processes of the 2nd app")
+    parser.add_argument("--workers", type=int, default=_env_int("WEB_WORKERS", 2), help="web processes of the 2nd app")
     parser.add_argument("--models", type=int, default=_env_int("MODELS", 500), help="LM Studio models")
     parser.add_argument(
         "--no-litellm",
