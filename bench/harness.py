@@ -261,6 +261,9 @@ class Harness:
             GEMINI_BASE_URL=urls["refused"],
             MISTRAL_BASE_URL=f"{urls['refused']}/v1",
             GENSPARK_BASE_URL=f"{urls['refused']}/v1",
+            # The other local servers are seeded too; like a machine without them, they refuse.
+            OLLAMA_BASE_URL=urls["refused"],
+            LLAMACPP_BASE_URL=urls["refused"],
             LOG_LEVEL="WARNING",
         )
         env.update(self.extra_env)
