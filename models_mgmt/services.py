@@ -429,6 +429,19 @@ def _load_claims_settle(models: Iterable[AIModel], snapshots: dict[int, Snapshot
             _load_claim_end(model, error=LOAD_INTERRUPTED)
 
 
+def _models_with_providers(queryset: QuerySet[AIModel], providers: dict[int, Provider]) -> list[AIModel]:
+    """The rows, each given its provider from `providers` (topped up by one query if one is missing): a
+    few provider objects shared by 500 rows, where a join would build one per row."""
+    models = list(queryset)
+    missing = {m.provider_id for m in models} - providers.keys()
+    if missing:
+        providers.update((p.pk, p) for p in Provider.objects.select_related("owner").filter(pk__in=missing))
+    attach = AIModel.provider.field.set_cached_value
+    for model in models:
+        attach(model, providers[model.provider_id])
+    return models
+
+
 def model_list_with_status(
     *,
     user: AbstractBaseUser | None = None,
@@ -442,15 +455,17 @@ def model_list_with_status(
     lists their models, a call names one, and a failing call marks its model or its key. `keys` (provider
     id -> the key a call would use) spares the query for them when the caller has already read them."""
     if models is None:
-        models = models_visible(user=user)
+        visible = {p.pk: p for p in providers_visible(user=user)}
+        models = _models_with_providers(AIModel.objects.filter(models_visible_q(user)), visible)
+        providers: Iterable[Provider] = [p for p in visible.values() if p.enabled]
         discover = True
     else:
+        models = list(models)
+        providers = {m.provider for m in models}
         discover = False
-    models = list(models)
     by_provider: dict[int, list[AIModel]] = defaultdict(list)
     for model in models:
         by_provider[model.provider_id].append(model)
-    providers = providers_visible(user=user).filter(enabled=True) if discover else {m.provider for m in models}
 
     snapshots: dict[int, Snapshot] = {}
     for provider in providers:
