@@ -229,16 +229,42 @@ def runtime_snapshot(*, provider: Provider, refresh: bool = False, changed_after
     """The server's model list, from the cache unless asked to refresh or the cached copy predates a
     change this app made (a load finished in a worker whose cache this process cannot see)."""
     key = _snapshot_cache_key(provider)
-    snapshot: Snapshot | None = None if refresh else cache.get(key)
+    snapshot = None if refresh else _snapshot_cached(key)
     if snapshot is not None and (changed_after is None or snapshot.fetched_at >= changed_after.timestamp()):
         return snapshot
     snapshot = runtime_for(provider).snapshot()
-    cache.set(key, snapshot, settings.MODEL_STATUS_TTL)
+    cache.set_many({key: snapshot, _stamp_key(key): snapshot.fetched_at}, settings.MODEL_STATUS_TTL)
+    _SNAPSHOT_COPIES[key] = snapshot
+    return snapshot
+
+
+# This process's copy of each server's last snapshot. The cache holds each snapshot's time under a small
+# key of its own: while that time is the copy's, the copy is the snapshot the cache holds, and a listing
+# need not unpickle 500 models again. Any process's refresh or forgetting changes or drops the time.
+_SNAPSHOT_COPIES: dict[str, Snapshot] = {}
+
+
+def _stamp_key(key: str) -> str:
+    return f"{key}:at"
+
+
+def _snapshot_cached(key: str) -> Snapshot | None:
+    stamp = cache.get(_stamp_key(key))
+    if stamp is None:
+        return None
+    copy = _SNAPSHOT_COPIES.get(key)
+    if copy is not None and copy.fetched_at == stamp:
+        return copy
+    snapshot: Snapshot | None = cache.get(key)
+    if snapshot is not None and snapshot.fetched_at == stamp:
+        _SNAPSHOT_COPIES[key] = snapshot
     return snapshot
 
 
 def runtime_snapshot_forget(*, provider: Provider) -> None:
-    cache.delete(_snapshot_cache_key(provider))
+    key = _snapshot_cache_key(provider)
+    cache.delete_many([key, _stamp_key(key)])
+    _SNAPSHOT_COPIES.pop(key, None)
 
 
 def _discover(
