@@ -468,6 +468,14 @@ def _models_with_providers(queryset: QuerySet[AIModel], providers: dict[int, Pro
     return models
 
 
+def _keys_with_providers(keys: dict[int, ApiKey], providers: dict[int, Provider]) -> None:
+    """Give each key the provider already at hand: a refused key's reason names its provider."""
+    attach = ApiKey.provider.field.set_cached_value
+    for key in keys.values():
+        if key.provider_id in providers:
+            attach(key, providers[key.provider_id])
+
+
 def model_list_with_status(
     *,
     user: AbstractBaseUser | None = None,
@@ -507,6 +515,7 @@ def model_list_with_status(
 
     if keys is None:
         keys = usable_keys_by_provider(user=user) if any(not m.is_local for m in models) else {}
+        _keys_with_providers(keys, {m.provider_id: m.provider for m in models})
     now = timezone.now()
     statuses = [_state_of(m, snapshots.get(m.provider_id), keys.get(m.provider_id), now, user) for m in models]
     _load_claims_settle(models, snapshots, now)

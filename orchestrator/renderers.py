@@ -6,8 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from django.http import HttpRequest, HttpResponse
-from ninja.renderers import JSONRenderer
+from django.http import HttpResponse
 from ninja.responses import NinjaJSONEncoder
 
 # Datetimes go to the fallback too: orjson would keep microseconds and write "+00:00".
@@ -23,8 +22,3 @@ def json_bytes(data: Any) -> bytes:
 def json_response(data: Any, *, status: int = 200) -> HttpResponse:
     """A body already made of plain values, sent without a second pass through a response schema."""
     return HttpResponse(json_bytes(data), status=status, content_type=CONTENT_TYPE)
-
-
-class OrjsonRenderer(JSONRenderer):
-    def render(self, request: HttpRequest, data: Any, *, response_status: int) -> bytes:
-        return json_bytes(data)
