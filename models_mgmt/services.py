@@ -514,8 +514,9 @@ def model_list_with_status(
             models.extend(new)
 
     if keys is None:
-        keys = usable_keys_by_provider(user=user) if any(not m.is_local for m in models) else {}
-        _keys_with_providers(keys, {m.provider_id: m.provider for m in models})
+        at_hand = {m.provider_id: m.provider for m in models}
+        keys = usable_keys_by_provider(user=user) if any(not p.is_local for p in at_hand.values()) else {}
+        _keys_with_providers(keys, at_hand)
     now = timezone.now()
     statuses = [_state_of(m, snapshots.get(m.provider_id), keys.get(m.provider_id), now, user) for m in models]
     _load_claims_settle(models, snapshots, now)
