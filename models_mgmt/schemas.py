@@ -32,18 +32,17 @@ class ModelOut(Schema):
         """The fields as plain values, for a listing written without building and validating each entry
         (for 500 models that was most of the listing's time). Its keys are exactly this schema's fields."""
         m = status.model
-        provider = m.provider
         return {
             "id": m.pk,
-            "ref": f"{provider.name}/{m.model_id}",
-            "provider": provider.name,
-            "provider_kind": provider.kind,
+            "ref": m.ref,
+            "provider": m.provider.name,
+            "provider_kind": m.provider.kind,
             "model_id": m.model_id,
-            "display_name": m.display_name or m.model_id,
+            "display_name": m.name,
             "model_type": m.model_type,
             "context_length": m.context_length,
             "size_bytes": m.size_bytes,
-            "is_local": provider.is_local,
+            "is_local": m.is_local,
             "active": m.active,
             "priority": m.priority,
             "source": m.source,
