@@ -230,16 +230,42 @@ def runtime_snapshot(*, provider: Provider, refresh: bool = False, changed_after
     """The server's model list, from the cache unless asked to refresh or the cached copy predates a
     change this app made (a load finished in a worker whose cache this process cannot see)."""
     key = _snapshot_cache_key(provider)
-    snapshot: Snapshot | None = None if refresh else cache.get(key)
+    snapshot = None if refresh else _snapshot_cached(key)
     if snapshot is not None and (changed_after is None or snapshot.fetched_at >= changed_after.timestamp()):
         return snapshot
     snapshot = runtime_for(provider).snapshot()
-    cache.set(key, snapshot, settings.MODEL_STATUS_TTL)
+    cache.set_many({key: snapshot, _stamp_key(key): snapshot.fetched_at}, settings.MODEL_STATUS_TTL)
+    _SNAPSHOT_COPIES[key] = snapshot
+    return snapshot
+
+
+# This process's copy of each server's last snapshot. The cache holds each snapshot's time under a small
+# key of its own: while that time is the copy's, the copy is the snapshot the cache holds, and a listing
+# need not unpickle 500 models again. Any process's refresh or forgetting changes or drops the time.
+_SNAPSHOT_COPIES: dict[str, Snapshot] = {}
+
+
+def _stamp_key(key: str) -> str:
+    return f"{key}:at"
+
+
+def _snapshot_cached(key: str) -> Snapshot | None:
+    stamp = cache.get(_stamp_key(key))
+    if stamp is None:
+        return None
+    copy = _SNAPSHOT_COPIES.get(key)
+    if copy is not None and copy.fetched_at == stamp:
+        return copy
+    snapshot: Snapshot | None = cache.get(key)
+    if snapshot is not None and snapshot.fetched_at == stamp:
+        _SNAPSHOT_COPIES[key] = snapshot
     return snapshot
 
 
 def runtime_snapshot_forget(*, provider: Provider) -> None:
-    cache.delete(_snapshot_cache_key(provider))
+    key = _snapshot_cache_key(provider)
+    cache.delete_many([key, _stamp_key(key)])
+    _SNAPSHOT_COPIES.pop(key, None)
 
 
 def _discover(
@@ -430,6 +456,27 @@ def _load_claims_settle(models: Iterable[AIModel], snapshots: dict[int, Snapshot
             _load_claim_end(model, error=LOAD_INTERRUPTED)
 
 
+def _models_with_providers(queryset: QuerySet[AIModel], providers: dict[int, Provider]) -> list[AIModel]:
+    """The rows, each given its provider from `providers` (topped up by one query if one is missing): a
+    few provider objects shared by 500 rows, where a join would build one per row."""
+    models = list(queryset)
+    missing = {m.provider_id for m in models} - providers.keys()
+    if missing:
+        providers.update((p.pk, p) for p in Provider.objects.select_related("owner").filter(pk__in=missing))
+    attach = AIModel.provider.field.set_cached_value
+    for model in models:
+        attach(model, providers[model.provider_id])
+    return models
+
+
+def _keys_with_providers(keys: dict[int, ApiKey], providers: dict[int, Provider]) -> None:
+    """Give each key the provider already at hand: a refused key's reason names its provider."""
+    attach = ApiKey.provider.field.set_cached_value
+    for key in keys.values():
+        if key.provider_id in providers:
+            attach(key, providers[key.provider_id])
+
+
 def model_list_with_status(
     *,
     user: AbstractBaseUser | None = None,
@@ -443,15 +490,17 @@ def model_list_with_status(
     lists their models, a call names one, and a failing call marks its model or its key. `keys` (provider
     id -> the key a call would use) spares the query for them when the caller has already read them."""
     if models is None:
-        models = models_visible(user=user)
+        visible = {p.pk: p for p in providers_visible(user=user)}
+        models = _models_with_providers(AIModel.objects.filter(models_visible_q(user)), visible)
+        providers: Iterable[Provider] = [p for p in visible.values() if p.enabled]
         discover = True
     else:
+        models = list(models)
+        providers = {m.provider for m in models}
         discover = False
-    models = list(models)
     by_provider: dict[int, list[AIModel]] = defaultdict(list)
     for model in models:
         by_provider[model.provider_id].append(model)
-    providers = providers_visible(user=user).filter(enabled=True) if discover else {m.provider for m in models}
 
     snapshots: dict[int, Snapshot] = {}
     for provider in providers:
@@ -466,7 +515,9 @@ def model_list_with_status(
             models.extend(new)
 
     if keys is None:
-        keys = usable_keys_by_provider(user=user) if any(not m.is_local for m in models) else {}
+        at_hand = {m.provider_id: m.provider for m in models}
+        keys = usable_keys_by_provider(user=user) if any(not p.is_local for p in at_hand.values()) else {}
+        _keys_with_providers(keys, at_hand)
     now = timezone.now()
     statuses = [_state_of(m, snapshots.get(m.provider_id), keys.get(m.provider_id), now, user) for m in models]
     _load_claims_settle(models, snapshots, now)
