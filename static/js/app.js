@@ -84,6 +84,21 @@
     }
   });
 
+  // --- the answer as it is written -------------------------------------------------------------------
+  // The server sends the text as plain text, a few pieces a second. Each piece is added to one text node:
+  // never parsed as HTML, and no htmx swap (with its parsing and settling) per piece. The rendered
+  // Markdown replaces it all once, when the answer is done.
+  document.addEventListener("htmx:sseBeforeMessage", function (event) {
+    var source = event.target;
+    if (!source.dataset || !source.dataset.appendText) { return; }
+    event.preventDefault();
+    var live = document.querySelector(source.dataset.appendText);
+    if (!live) { return; }
+    var node = live.lastChild;
+    if (!node || node.nodeType !== Node.TEXT_NODE) { node = live.appendChild(document.createTextNode("")); }
+    node.appendData(event.detail.data);
+  });
+
   // --- copy -------------------------------------------------------------------------------------------
   function copyText(text) {
     if (navigator.clipboard && window.isSecureContext) {
