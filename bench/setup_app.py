@@ -54,7 +54,8 @@ def main() -> int:
     )
 
     synced = models_sync(user=user)
-    failed = [r for r in synced if not r.ok and r.provider != refused_key.provider.name]
+    # Only the emulated servers must answer; no Ollama or llama.cpp server runs for the benchmark.
+    failed = [r for r in synced if not r.ok and r.provider in ("openai", "lmstudio")]
     if failed:
         raise SystemExit(f"Sync failed: {failed}")
 
