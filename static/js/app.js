@@ -286,8 +286,17 @@
       } else {
         scrollToEnd();
       }
-      new MutationObserver(function () { addCodeCopyButtons(t); syncComposer(); scrollToEnd(); })
-        .observe(t, { childList: true, subtree: true, characterData: true });
+      // At most once a frame: scrolling to the end reads the thread's height, which lays the page out,
+      // and doing that for every piece of a growing answer costs time in proportion to its length.
+      var queued = false;
+      new MutationObserver(function () {
+        if (queued) { return; }
+        queued = true;
+        window.requestAnimationFrame(function () {
+          queued = false;
+          addCodeCopyButtons(t); syncComposer(); scrollToEnd();
+        });
+      }).observe(t, { childList: true, subtree: true, characterData: true });
       window.setInterval(syncComposer, 300);
     }
   });
