@@ -54,8 +54,9 @@ def main() -> int:
     )
 
     synced = models_sync(user=user)
-    # Only the emulated servers must answer; no Ollama or llama.cpp server runs for the benchmark.
-    failed = [r for r in synced if not r.ok and r.provider in ("openai", "lmstudio")]
+    # Only these two must answer; every other server (Ollama, llama.cpp, the "refused" one) points at
+    # the refusing port on purpose.
+    failed = [r for r in synced if not r.ok and r.provider in {"lmstudio", "openai"}]
     if failed:
         raise SystemExit(f"Sync failed: {failed}")
 
