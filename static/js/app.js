@@ -85,18 +85,35 @@
   });
 
   // --- the answer as it is written -------------------------------------------------------------------
-  // The server sends the text as plain text, a few pieces a second. Each piece is added to one text node:
+  // The server sends the text as plain text, a few pieces a second. Each piece is added to a text node:
   // never parsed as HTML, and no htmx swap (with its parsing and settling) per piece. The rendered
   // Markdown replaces it all once, when the answer is done.
+  // The text goes into blocks of about BLOCK_CHARS, each ending at a line break (where a block ends, the
+  // text breaks anyway): the browser then lays out only the last block as it grows, not the whole answer.
+  var BLOCK_CHARS = 2048;
+  function newBlock(live) {
+    var block = live.appendChild(document.createElement("div"));
+    return block.appendChild(document.createTextNode(""));
+  }
+  function appendText(live, text) {
+    var block = live.lastElementChild;
+    var node = block ? block.firstChild : newBlock(live);
+    if (node.length >= BLOCK_CHARS) {
+      var cut = text.indexOf("\n") + 1;
+      if (cut > 0) {
+        node.appendData(text.slice(0, cut));
+        text = text.slice(cut);
+        node = newBlock(live);
+      }
+    }
+    node.appendData(text);
+  }
   document.addEventListener("htmx:sseBeforeMessage", function (event) {
     var source = event.target;
     if (!source.dataset || !source.dataset.appendText) { return; }
     event.preventDefault();
     var live = document.querySelector(source.dataset.appendText);
-    if (!live) { return; }
-    var node = live.lastChild;
-    if (!node || node.nodeType !== Node.TEXT_NODE) { node = live.appendChild(document.createTextNode("")); }
-    node.appendData(event.detail.data);
+    if (live) { appendText(live, event.detail.data); }
   });
 
   // --- copy -------------------------------------------------------------------------------------------
