@@ -87,9 +87,9 @@
   // --- the answer as it is written -------------------------------------------------------------------
   // The server sends the text as plain text, a few pieces a second. Each piece is added to a text node:
   // never parsed as HTML, and no htmx swap (with its parsing and settling) per piece. The rendered
-  // Markdown replaces it all once, when the answer is done.
-  // The text goes into blocks of about BLOCK_CHARS, each ending at a line break (where a block ends, the
-  // text breaks anyway): the browser then lays out only the last block as it grows, not the whole answer.
+  // Markdown replaces it all once, when the answer is done. The nodes sit in blocks of about BLOCK_CHARS,
+  // each ending at a line break (so the text shows as in one), and the browser lays out only the last
+  // block again as it grows, not the whole answer.
   var BLOCK_CHARS = 2048;
   function newBlock(live) {
     var block = live.appendChild(document.createElement("div"));
