@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import re
 import time
 from collections.abc import AsyncIterator
@@ -41,6 +42,9 @@ from providers.adapters import ChatParams
 MAX_MESSAGE_CHARS = 100_000
 TITLE_CHARS = 60
 STOP_CHECK_SECONDS = 0.5
+# A fast model writes thousands of tokens a second; the page gets them joined, a few events a second.
+FLUSH_SECONDS = 0.05
+FLUSH_CHARS = 4096
 MAX_TEMPERATURE = 2.0
 MAX_ANSWER_TOKENS = 1_000_000
 SEARCH_RESULTS = 20
@@ -693,9 +697,70 @@ def _save_answer(message_id: int, fields: dict[str, object]) -> None:
     Conversation.objects.filter(messages__pk=message_id).update(updated_at=timezone.now())
 
 
-async def chat_stream(*, message_id: int, user: AbstractBaseUser) -> AsyncIterator[StreamUpdate]:
-    """Write a pending answer from the completion service, telling the page as it goes. The text is
-    saved in `finally`: whatever ends the stream, what arrived is kept."""
+def chat_stream(*, message_id: int, user: AbstractBaseUser) -> AsyncIterator[StreamUpdate]:
+    """Write a pending answer, telling the page as it goes: notices as they come, the text in pieces of
+    at most FLUSH_SECONDS' worth (see `_coalesced`). Closing it stops the answer and keeps what arrived."""
+    return _coalesced(_answer(message_id=message_id, user=user), interval=FLUSH_SECONDS, max_chars=FLUSH_CHARS)
+
+
+async def _coalesced(
+    updates: AsyncIterator[StreamUpdate], *, interval: float, max_chars: int
+) -> AsyncIterator[StreamUpdate]:
+    """The updates, with the text pieces that arrive within `interval` of the last one sent joined into
+    one (sent sooner once `max_chars` wait): a browser handed one event per token falls behind a fast
+    model. Text never waits longer than `interval`, even while the model is silent, and goes out before
+    any other update, so the order is kept and nothing is lost."""
+    iterator = aiter(updates)
+    loop = asyncio.get_running_loop()
+    pending: asyncio.Future[StreamUpdate] | None = None
+    waiting: list[str] = []
+    size = 0
+    sent_at = -math.inf  # the first piece goes at once
+
+    def flush() -> StreamUpdate:
+        nonlocal size, sent_at
+        text = "".join(waiting)
+        waiting.clear()
+        size, sent_at = 0, loop.time()
+        return StreamUpdate("delta", text)
+
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(anext(iterator))
+            timeout = max(0.0, sent_at + interval - loop.time()) if waiting else None
+            done, _ = await asyncio.wait({pending}, timeout=timeout)
+            if not done:
+                yield flush()
+                continue
+            finished, pending = pending, None
+            try:
+                update = finished.result()
+            except StopAsyncIteration:
+                break
+            if update.kind == "delta":
+                waiting.append(update.text)
+                size += len(update.text)
+                if size >= max_chars or loop.time() - sent_at >= interval:
+                    yield flush()
+                continue
+            if waiting:
+                yield flush()
+            yield update
+        if waiting:
+            yield flush()
+    finally:
+        if pending is not None and not pending.done():
+            # As in _with_ticks: the answer unwinds (and saves what it has) before it is closed.
+            pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration, Exception):
+                await pending
+        await updates.aclose()  # type: ignore[attr-defined]
+
+
+async def _answer(*, message_id: int, user: AbstractBaseUser) -> AsyncIterator[StreamUpdate]:
+    """Write a pending answer from the completion service, one update per event. The text is saved in
+    `finally`: whatever ends the stream, what arrived is kept."""
     message = await sync_to_async(_claim)(message_id, user)
     if message is None:
         yield StreamUpdate("end")

@@ -1,4 +1,6 @@
+import re
 from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
 
 from asgiref.sync import sync_to_async
 from django.contrib import messages as flash
@@ -23,6 +25,7 @@ def _conversation(request: HttpRequest, pk: int) -> Conversation:
 
 
 MAX_IMPORT_BYTES = 10 * 1024 * 1024
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 def _message_context(message: Message, user: object, item: services.BranchItem | None = None) -> dict[str, object]:
@@ -221,9 +224,11 @@ def chat_stop(request: HttpRequest, message_id: int) -> HttpResponse:
     return HttpResponse(status=204)
 
 
-def _sse(event: str, html: str) -> bytes:
-    data = "".join(f"data: {line}\n" for line in html.split("\n"))
-    return f"event: {event}\n{data}\n".encode()
+def _sse(event: str, data: str) -> bytes:
+    # Every line break the browser's EventSource knows (CR, LF, CRLF) starts a new data line: a bare CR
+    # left in the text would end the line there and let the rest pose as a field of its own.
+    lines = "".join(f"data: {line}\n" for line in _LINE_BREAK.split(data))
+    return f"event: {event}\n{lines}\n".encode()
 
 
 @login_required
@@ -231,10 +236,15 @@ async def chat_stream(request: HttpRequest, message_id: int) -> StreamingHttpRes
     user = await request.auser()
 
     async def events() -> AsyncIterator[bytes]:
-        async for update in services.chat_stream(message_id=message_id, user=user):
-            if update.kind == "end":
-                break
-            yield _sse(update.kind, escape(update.text))
+        async with aclosing(services.chat_stream(message_id=message_id, user=user)) as updates:
+            async for update in updates:
+                if update.kind == "end":
+                    break
+                if update.kind == "delta":
+                    # Plain text, which the page appends as text (static/js/app.js): not HTML for htmx.
+                    yield _sse("text", update.text)
+                else:
+                    yield _sse(update.kind, escape(update.text))
         message = await sync_to_async(
             lambda: (
                 Message.objects.select_related("requested_model__provider", "answered_by__provider")

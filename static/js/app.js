@@ -84,6 +84,38 @@
     }
   });
 
+  // --- the answer as it is written -------------------------------------------------------------------
+  // The server sends the text as plain text, a few pieces a second. Each piece is added to a text node:
+  // never parsed as HTML, and no htmx swap (with its parsing and settling) per piece. The rendered
+  // Markdown replaces it all once, when the answer is done. The nodes sit in blocks of about BLOCK_CHARS,
+  // each ending at a line break (so the text shows as in one), and the browser lays out only the last
+  // block again as it grows, not the whole answer.
+  var BLOCK_CHARS = 2048;
+  function newBlock(live) {
+    var block = live.appendChild(document.createElement("div"));
+    return block.appendChild(document.createTextNode(""));
+  }
+  function appendText(live, text) {
+    var block = live.lastElementChild;
+    var node = block ? block.firstChild : newBlock(live);
+    if (node.length >= BLOCK_CHARS) {
+      var cut = text.indexOf("\n") + 1;
+      if (cut > 0) {
+        node.appendData(text.slice(0, cut));
+        text = text.slice(cut);
+        node = newBlock(live);
+      }
+    }
+    node.appendData(text);
+  }
+  document.addEventListener("htmx:sseBeforeMessage", function (event) {
+    var source = event.target;
+    if (!source.dataset || !source.dataset.appendText) { return; }
+    event.preventDefault();
+    var live = document.querySelector(source.dataset.appendText);
+    if (live) { appendText(live, event.detail.data); }
+  });
+
   // --- copy -------------------------------------------------------------------------------------------
   function copyText(text) {
     if (navigator.clipboard && window.isSecureContext) {
@@ -271,8 +303,17 @@
       } else {
         scrollToEnd();
       }
-      new MutationObserver(function () { addCodeCopyButtons(t); syncComposer(); scrollToEnd(); })
-        .observe(t, { childList: true, subtree: true, characterData: true });
+      // At most once a frame: scrolling to the end reads the thread's height, which lays the page out,
+      // and doing that for every piece of a growing answer costs time in proportion to its length.
+      var queued = false;
+      new MutationObserver(function () {
+        if (queued) { return; }
+        queued = true;
+        window.requestAnimationFrame(function () {
+          queued = false;
+          addCodeCopyButtons(t); syncComposer(); scrollToEnd();
+        });
+      }).observe(t, { childList: true, subtree: true, characterData: true });
       window.setInterval(syncComposer, 300);
     }
   });

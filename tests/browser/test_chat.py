@@ -10,6 +10,7 @@ from models_mgmt.models import AIModel
 from tests.browser.chat import GEMMA, QWEN, last_answer, open_chat, pick, send, world_of
 from tests.browser.conftest import screenshot
 from tests.fakes.lmstudio import FakeLMStudio
+from tests.fakes.long_answer import long_answer
 
 pytestmark = pytest.mark.browser
 
@@ -125,6 +126,59 @@ def test_a_hostile_answer_runs_nothing_and_fetches_nothing(page: Page, world: di
     expect(last_answer(page).locator(".body")).to_contain_text("<img src=x onerror=alert(2)>")
     page.wait_for_load_state("networkidle")
     assert dialogs == [] and outside == []
+
+
+def test_a_long_answer_is_shown_whole_and_in_order(page: Page, world: dict) -> None:
+    world["openai"].chunk_delay = 0  # as fast as the emulator writes: thousands of words a second
+    expected = long_answer("answer with 4000 words")
+    open_chat(page, world)
+    pick(page, "gpt-4o-mini")
+    send(page, "answer with 4000 words")
+    answer = last_answer(page)
+    expect(answer).to_have_attribute("data-status", "complete", timeout=30_000)
+    body = answer.locator(".body")
+    assert body.inner_text().split() == expected.split()
+    # Rendered once, at the end: one paragraph per block of the Markdown.
+    expect(body.locator("p")).to_have_count(len(expected.split("\n\n")))
+    expect(page.locator("#send")).to_have_text("Send")
+
+
+def test_streamed_text_is_shown_as_text_while_it_comes(page: Page, world: dict) -> None:
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    world["openai"].chunk_delay = 0.3
+    open_chat(page, world)
+    pick(page, "gpt-4o-mini")
+    send(page, "<b>bold</b> <img src=x onerror=alert(1)> <script>alert(2)</script> end")
+    live = last_answer(page).locator(".answer-live")
+    # Still streaming, the markup arrived as text: no element was made of it.
+    expect(live).to_contain_text("<img src=x onerror=alert(1)>")
+    assert live.locator("b, img, script").count() == 0
+    expect(last_answer(page)).to_have_attribute("data-status", "complete", timeout=15_000)
+    expect(last_answer(page).locator(".body")).to_contain_text("<script>alert(2)</script> end")
+    assert last_answer(page).locator(".body").locator("b, img, script").count() == 0
+    assert dialogs == []
+
+
+def test_stop_keeps_the_partial_text_of_a_long_answer(page: Page, world: dict) -> None:
+    world["openai"].chunk_delay = 0.002
+    expected = long_answer("answer with 20000 words").split()
+    open_chat(page, world)
+    pick(page, "gpt-4o-mini")
+    send(page, "answer with 20000 words")
+    answer = last_answer(page)
+    live = answer.locator(".answer-live")
+    expect(live).to_contain_text("the quick brown fox")
+    # Some thousands of characters in, still streaming: the text so far, exactly, in its blocks.
+    page.wait_for_function("() => document.querySelectorAll('.msg.streaming .answer-live > div').length > 2")
+    so_far = live.evaluate("e => e.textContent")
+    assert so_far and long_answer("answer with 20000 words").startswith(so_far)
+    page.get_by_role("button", name="Stop", exact=True).click()
+    expect(answer).to_have_attribute("data-status", "stopped", timeout=15_000)
+    shown = last_answer(page).locator(".body").inner_text().split()
+    assert 0 < len(shown) < len(expected) and shown == expected[: len(shown)]
+    page.reload()
+    assert last_answer(page).locator(".body").inner_text().split() == shown
 
 
 def test_rename_and_delete_a_conversation(page: Page, world: dict) -> None:

@@ -1,5 +1,8 @@
 """Chat services: nothing typed is lost, answers are saved however the stream ends."""
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from contextlib import ExitStack
 
 import pytest
@@ -168,9 +171,12 @@ def test_a_browser_that_leaves_mid_answer_keeps_the_partial_text(alice: object, 
     openai.fake.chunk_delay = 0.05
     conversation = services.conversation_create(owner=alice)
     _, answer = services.chat_send(conversation=conversation, content="a b c d e f g", model_id=openai.model.pk)
-    run_stream(answer, alice, stop_after=2)
+    updates = run_stream(answer, alice, stop_after=2)
+    sent = "".join(u.text for u in updates if u.kind == "delta")
     answer.refresh_from_db()
-    assert answer.status == MessageStatus.STOPPED and answer.content == "Echo from"
+    # At least what the page was shown is kept, and the answer did stop short.
+    assert answer.status == MessageStatus.STOPPED and sent.startswith("Echo from")
+    assert answer.content.startswith(sent) and "g" not in answer.content.split()
 
 
 def test_charlie_cannot_reach_alices_conversation(alice: object, charlie: object, discovered: dict) -> None:
@@ -214,3 +220,102 @@ def test_nul_characters_are_refused_not_stored(alice: object, discovered: dict) 
         services.conversation_configure(conversation=conversation, system_prompt="a\x00b")
     assert not Message.objects.exists()
     assert services.conversation_search(owner=alice, query="\x00") == []
+
+
+# --- the text sent in pieces a browser keeps up with ---------------------------------------------------
+
+
+def test_a_long_answer_reaches_the_page_in_few_pieces_and_is_saved_whole(alice: object, openai: Cloud) -> None:
+    conversation = services.conversation_create(owner=alice)
+    _, answer = services.chat_send(
+        conversation=conversation, content="answer with 3000 words", model_id=openai.model.pk
+    )
+    updates = run_stream(answer, alice)
+    deltas = [u.text for u in updates if u.kind == "delta"]
+    answer.refresh_from_db()
+    assert answer.status == MessageStatus.COMPLETE and len(answer.content.split()) == 3000
+    assert "".join(deltas) == answer.content
+    # The emulator sends one event per word; the page gets them joined (50 ms or 4 KB a piece).
+    assert len(deltas) < 3000 / 5 and max(map(len, deltas)) <= services.FLUSH_CHARS + 20
+
+
+async def _source(items: list[services.StreamUpdate | asyncio.Event], log: list[str]) -> AsyncIterator:
+    """Yields the updates in order; at an Event it waits until the test sets it. Notes how it ended."""
+    try:
+        for item in items:
+            if isinstance(item, asyncio.Event):
+                await item.wait()
+            else:
+                yield item
+                log.append(item.text)
+        log.append("finished")
+    finally:
+        log.append("closed")
+
+
+def _coalesce(items: list, *, interval: float = 60.0, max_chars: int = 1000, log: list | None = None) -> list:
+    async def go() -> list:
+        stream = services._coalesced(
+            _source(items, log if log is not None else []), interval=interval, max_chars=max_chars
+        )
+        return [(u.kind, u.text) async for u in stream]
+
+    return async_to_sync(go)()
+
+
+def D(text: str) -> services.StreamUpdate:  # noqa: N802
+    return services.StreamUpdate("delta", text)
+
+
+def test_pieces_within_the_interval_are_joined_and_the_last_ones_flushed_at_the_end() -> None:
+    log: list[str] = []
+    out = _coalesce([D("a"), D("b"), D("c"), D("d")], log=log)
+    # The first piece goes at once (the page shows the answer has begun); the rest wait for the interval,
+    # which a whole minute long never ends here: the end of the stream sends them.
+    assert out == [("delta", "a"), ("delta", "bcd")]
+    assert log == ["a", "b", "c", "d", "finished", "closed"]
+
+
+def test_pieces_are_flushed_once_max_chars_wait() -> None:
+    out = _coalesce([D("a"), D("bb"), D("cc"), D("d"), D("eeee"), D("f")], max_chars=3)
+    assert out == [("delta", "a"), ("delta", "bbcc"), ("delta", "deeee"), ("delta", "f")]
+
+
+def test_waiting_text_goes_out_when_the_interval_ends_even_if_the_model_is_silent() -> None:
+    async def go() -> list:
+        silence = asyncio.Event()
+        stream = services._coalesced(_source([D("a"), D("b"), silence, D("c")], []), interval=0.05, max_chars=1000)
+        out = []
+        async for update in stream:
+            out.append(update.text)
+            if update.text == "b":
+                # Only the timer could have sent "b": the source is silent until this is set.
+                silence.set()
+        return out
+
+    assert async_to_sync(asyncio.wait_for)(go(), 10) == ["a", "b", "c"]
+
+
+def test_other_updates_keep_their_place_after_the_text_before_them() -> None:
+    notice, end = services.StreamUpdate("notice", "Loading…"), services.StreamUpdate("end")
+    out = _coalesce([D("a"), D("b"), notice, D("c"), D("d"), end])
+    assert out == [("delta", "a"), ("delta", "b"), ("notice", "Loading…"), ("delta", "cd"), ("end", "")]
+
+
+def test_a_browser_that_leaves_while_the_model_is_silent_closes_the_answer() -> None:
+    log: list[str] = []
+
+    async def go() -> str:
+        never = asyncio.Event()
+        stream = services._coalesced(_source([D("a"), D("b"), never], log), interval=60, max_chars=1000)
+        first = await anext(stream)
+        waiting = asyncio.ensure_future(anext(stream))  # "b" waits for the interval, the model for ever
+        while "b" not in log and not waiting.done():
+            await asyncio.sleep(0)  # a turn of the loop, no time: until the source has handed "b" over
+        waiting.cancel()  # what the server does when the browser leaves
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiting
+        return first.text
+
+    assert async_to_sync(asyncio.wait_for)(go(), 10) == "a"
+    assert log[-1] == "closed" and "finished" not in log

@@ -1,5 +1,7 @@
 """The chat pages, their HTMX fragments and the SSE endpoint."""
 
+import re
+
 import pytest
 from asgiref.sync import async_to_sync
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -104,19 +106,54 @@ def stream(client_user: object, message: Message) -> tuple[object, str]:
     return async_to_sync(go)()
 
 
-def test_stream_endpoint_sends_html_events_and_closes(
+def sse_events(raw: str) -> list[tuple[str, str]]:
+    """(event, data) as a browser's EventSource reads them: CR, LF and CRLF end a line, one space after
+    the colon is dropped, data lines are joined with LF."""
+    events, name, data = [], "message", []
+    for line in re.split(r"\r\n|\r|\n", raw):
+        if not line:
+            if data:
+                events.append((name, "\n".join(data)))
+            name, data = "message", []
+            continue
+        field, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if field == "event":
+            name = value
+        elif field == "data":
+            data.append(value)
+    return events
+
+
+def test_stream_endpoint_sends_text_then_html_and_closes(
     alice: object, conversation: Conversation, discovered: dict
 ) -> None:
     _, answer = services.chat_send(conversation=conversation, content="hi <i>", model_id=discovered[QWEN].pk)
     response, raw = stream(alice, answer)
     assert response["Content-Type"] == "text/event-stream" and response["X-Accel-Buffering"] == "no"
-    assert "event: delta\ndata: Echo:\n" in raw and "data:  hi\n" in raw
-    assert "&lt;i&gt;" in raw and "<i>" not in raw.split("event: final")[0]
+    events = sse_events(raw)
+    # The text as text (the page inserts it as text); the finished answer as escaped, rendered HTML.
+    assert "".join(data for name, data in events if name == "text") == "Echo: hi <i>"
+    assert [name for name, _ in events if name not in ("text", "notice")] == ["final", "end"]
+    assert "&lt;i&gt;" in dict(events)["final"] and "<i>" not in dict(events)["final"]
     final, end = raw.split("event: final")[1].split("event: end")
     assert 'class="msg assistant status-complete"' in final and "sse-connect" not in final
     assert end.strip() == "data:"
     answer.refresh_from_db()
     assert answer.status == MessageStatus.COMPLETE
+
+
+def test_line_breaks_in_the_text_cannot_forge_an_event(
+    alice: object, conversation: Conversation, discovered: dict
+) -> None:
+    forged = "a\revent: final\rdata: <b>forged</b>\r\rb\r\nc\nd"
+    _, answer = services.chat_send(conversation=conversation, content=forged, model_id=discovered[QWEN].pk)
+    _, raw = stream(alice, answer)
+    events = sse_events(raw)
+    assert [name for name, _ in events if name not in ("text", "notice")] == ["final", "end"]
+    assert "<b>forged</b>" not in dict(events)["final"]
+    text = "".join(data for name, data in events if name == "text")
+    assert text == "Echo: " + forged.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def test_stream_of_someone_elses_answer_sends_nothing(

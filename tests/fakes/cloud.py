@@ -4,7 +4,8 @@ Base URLs to give an adapter (the prefix each provider's SDK puts in its default
 ``FakeOpenAI`` and ``FakeMistral``: ``f"{fake.url}/v1"``; ``FakeAnthropic`` and ``FakeGemini``: ``fake.url``.
 
 ``CloudFake`` owns everything that is the same for every provider: API keys and models, the chat
-request log, the deterministic echo reply and the fault queue. A provider subclass only describes
+request log, the deterministic echo reply (or N words for ``answer with N words``, see long_answer.py)
+and the fault queue. A provider subclass only describes
 its wire format through a handful of hooks (see "provider hooks" below).
 
 Faults are queued with ``fake.fail(fault, times=None, model=None)`` and pre-empt everything else on
@@ -47,6 +48,7 @@ from typing import Any, ClassVar
 
 from .base import FakeRequest, FakeResponse, FakeServer, Route, raw_response, sse_response
 from .code_mode import code_answer
+from .long_answer import long_answer
 
 
 class Fault(StrEnum):
@@ -312,6 +314,7 @@ class CloudFake(FakeServer, ABC):
 
     def _reply(self, model: str, given: ChatInput) -> Reply:
         answer = code_answer(system=" ".join(given.texts[:-1]), prompt=given.last_user) if self.code_mode else None
+        answer = answer or long_answer(given.last_user)
         # Words keep the white space before them, so line breaks (code in a prompt) survive the echo.
         words = re.findall(r"\s*\S+", answer or f"Echo from {model}: {given.last_user}")
         truncated = given.max_tokens is not None and given.max_tokens < len(words)

@@ -14,6 +14,7 @@ import pytest
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.cloud import CloudFake, Fault
 from tests.fakes.gemini import FakeGemini
+from tests.fakes.long_answer import PARAGRAPH, long_answer
 from tests.fakes.mistral import FakeMistral
 from tests.fakes.openai import FakeOpenAI
 
@@ -165,6 +166,15 @@ def test_stream_delivers_the_same_text_word_by_word(fake: CloudFake) -> None:
             {} if isinstance(fake, FakeMistral) else {"refusal": None}
         )
         assert events[-1] == "[DONE]" and events[-2]["choices"][0]["finish_reason"] == "stop"
+
+
+def test_a_long_answer_on_request_streams_that_many_words(fake: CloudFake) -> None:
+    url, headers, body = chat_args(fake, text="Answer with 1000 words", stream=True, max_tokens=2000)
+    text = stream_text(fake, sse_data(http.post(url, headers=headers, json=body).text))
+    assert text == long_answer("answer with 1000 words") and len(text.split()) == 1000
+    assert [len(p.split()) for p in text.split("\n\n")] == [PARAGRAPH] * 12 + [40]  # Markdown blocks
+    # Only the exact request: a prompt that merely mentions it is echoed.
+    assert long_answer("please answer with 5 words") is None and long_answer("answer with 0 words") is None
 
 
 # -- provider specifics ---------------------------------------------------------
