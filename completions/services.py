@@ -25,7 +25,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from models_mgmt import services as registry
 from models_mgmt.models import AIModel
 from models_mgmt.services import Status
-from orchestrator import observability
+from orchestrator import hotcache, observability
 from orchestrator.errors import ServiceError
 from providers.adapters import Adapter, ChatParams, Delta, ErrorCode, Finish, Message, ProviderError
 from providers.crypto import DecryptError
@@ -293,7 +293,11 @@ async def _completion_events(
         current_key = key_id if current is model else None
         if current is model:
             try:
-                plan = await sync_to_async(_admit_and_plan)(current, user, current_key, params, accounting)
+                # On the event loop when the caches hold the key (a cloud model of a user without limits);
+                # a local model's status may ask its server, so that goes to the thread.
+                plan = await hotcache.run(
+                    _admit_and_plan, current, user, current_key, params, accounting, here=not current.is_local
+                )
             except OverBudget as exc:
                 yield CompletionEvent(
                     "error", {"code": OVER_BUDGET, "message": exc.message, "model": current.ref, **exc.as_dict()}

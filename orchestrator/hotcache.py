@@ -28,7 +28,9 @@ from typing import Any, TypeVar
 
 import redis
 import structlog
+from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.core.exceptions import SynchronousOnlyOperation
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 T = TypeVar("T")
@@ -174,6 +176,20 @@ def cached_only() -> Iterator[None]:
         yield
     finally:
         _cached_only.reset(token)
+
+
+async def run(fn: Callable[..., T], *args: Any, here: bool = True) -> T:
+    """`fn(*args)` on the event loop when all it reads is in the caches (no thread hop: the hop costs as much
+    as a query); otherwise in the database thread. `fn` must do nothing irreversible before its first
+    database access, since a miss runs it again from the start there. `here=False`: straight to the thread
+    (for work that may block on something other than the database, such as asking a model server)."""
+    if here:
+        try:
+            with cached_only():
+                return fn(*args)
+        except (Miss, SynchronousOnlyOperation):
+            pass  # Django refuses database access on the event loop's thread before it happens
+    return await sync_to_async(fn)(*args)
 
 
 def reset_for_tests() -> None:
