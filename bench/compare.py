@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx  # noqa: E402
 
-from bench.harness import KEY, ROOT, Harness  # noqa: E402
+from bench.harness import KEY, ROOT, Harness, cpu_seconds  # noqa: E402
 from bench.measure import PROMPT, percentile  # noqa: E402
 
 
@@ -78,12 +78,17 @@ def main() -> int:
         names = ["direct", "A", "B"] if chat else ["A", "B"]
         times: dict[str, list[float]] = {name: [] for name in names}
         started = time.monotonic()
+        cpu: dict[str, float] = {}
         for i in range(args.warmup + args.n):
+            if i == args.warmup:
+                cpu = {name: cpu_seconds(s.pids) for name, s in servers.items()}
             shift = i % len(names)
             for name in names[shift:] + names[:shift]:
                 elapsed = timed(name)
                 if i >= args.warmup:
                     times[name].append(elapsed)
+        # Server CPU per request: unlike latency, hardly moved by what else the machine is doing.
+        cpu = {name: (cpu_seconds(s.pids) - cpu[name]) / args.n for name, s in servers.items()}
         for client in clients.values():
             client.close()
 
@@ -100,6 +105,7 @@ def main() -> int:
             f"  {name} {label:<10} median {percentile(values, 50) * 1000:7.2f} ms  "
             f"p95 {percentile(values, 95) * 1000:7.2f} ms  p99 {percentile(values, 99) * 1000:7.2f} ms"
         )
+    print(f"  server CPU per request: A {cpu['A'] * 1000:.2f} ms, B {cpu['B'] * 1000:.2f} ms")
     paired = [b - a for a, b in zip(added["A"], added["B"], strict=True)]
     share = percentile(added["B"], 50) / percentile(added["A"], 50)
     print(f"  B - A paired  median {percentile(paired, 50) * 1000:+7.2f} ms  (B's median is {share:.0%} of A's)")

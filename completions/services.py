@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -25,7 +26,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from models_mgmt import services as registry
 from models_mgmt.models import AIModel
 from models_mgmt.services import Status
-from orchestrator import hotcache, observability
+from orchestrator import deferred, hotcache, observability
 from orchestrator.errors import ServiceError
 from providers.adapters import Adapter, ChatParams, Delta, ErrorCode, Finish, Message, ProviderError
 from providers.crypto import DecryptError
@@ -212,9 +213,14 @@ async def completion_stream(
     finally:
         if accounting.calls or accounting.admission.counted:
             # Shielded: a client that goes away cancels this generator, but not the record of what it cost.
-            await asyncio.shield(
-                sync_to_async(usage_record_calls)(
-                    user=user, kind=kind, calls=accounting.calls, admission=accounting.admission
+            # A server that says so writes it once its response is out (orchestrator/deferred.py).
+            await deferred.now_or_after_response(
+                partial(
+                    sync_to_async(usage_record_calls),
+                    user=user,
+                    kind=kind,
+                    calls=accounting.calls,
+                    admission=accounting.admission,
                 )
             )
         elapsed = time.monotonic() - started

@@ -21,7 +21,7 @@ from django.http.request import split_domain_port, validate_host
 
 from gateway import openai_format as fmt
 from gateway.views import KEY_HEADER, Reply, chat_reply
-from orchestrator import hotcache
+from orchestrator import deferred, hotcache
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -127,13 +127,18 @@ async def _serve(scope: Scope, headers: dict[bytes, bytes], receive: Receive, se
     extra = _security_headers(_secure(scope, headers))
 
     async def answer() -> None:
-        with hotcache.checked():
-            reply = await chat_reply(
-                bearer=bearer,
-                body=body if body is not None else fmt.body_too_large(),
-                key_header=None if key_header is None else key_header.decode("latin-1"),
-            )
-        await _send(reply, send, extra)
+        # The usage records are written after the last byte is out, still in this task (never dropped).
+        with deferred.collecting() as later:
+            try:
+                with hotcache.checked():
+                    reply = await chat_reply(
+                        bearer=bearer,
+                        body=body if body is not None else fmt.body_too_large(),
+                        key_header=None if key_header is None else key_header.decode("latin-1"),
+                    )
+                await _send(reply, send, extra)
+            finally:
+                await deferred.run(later)
 
     await _until_disconnect(answer(), receive)
 

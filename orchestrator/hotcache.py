@@ -8,15 +8,15 @@ statement runs and again when its transaction commits. Every cached read first c
 the one its entries were made under, and starts afresh when it moved. The generation lives
 
 - in Redis (`INCR` one key) when REDIS_URL is set: one GET per check, so two machines agree too;
-- otherwise in a file in VAR_DIR that a bump appends one byte to: a check is one `stat()` (its inode and
-  size only grow, so no two generations look alike), which sees the Celery worker's writes as well as the
-  other web processes'.
+- otherwise in the length of a (sparse) file in VAR_DIR, which a bump grows by one: a check is one
+  `stat()`, and it sees the Celery worker's writes as well as the other web processes'.
 
 Decrypted keys live in these dictionaries only: never in Redis, the Django cache or a log. Every key here
 names the owner it was read for, so one user's entry never answers another."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import threading
@@ -38,7 +38,6 @@ log = structlog.get_logger("orchestrator.hotcache")
 
 REDIS_KEY = "orch:hotcache:generation"
 FILE_NAME = "hotcache-generation"
-ROTATE_AT = 1 << 20  # bytes: the file is replaced by a fresh one (a new inode) when it reaches this size
 _ABSENT = object()
 
 
@@ -57,6 +56,10 @@ class _Store:
 
 
 class _FileGeneration:
+    """The generation is the file's length. A bump lengthens it by one under an exclusive lock (so no two
+    bumps from different processes count once), without writing anything: the file stays sparse, no
+    bigger on disk after a billion bumps than after one."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
 
@@ -68,17 +71,12 @@ class _FileGeneration:
         return (st.st_ino, st.st_size)
 
     def bump(self) -> None:
-        # O_APPEND writes of one byte are atomic, so concurrent bumps from several processes each count.
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            size = os.fstat(fd).st_size
-            os.write(fd, b".")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.ftruncate(fd, os.fstat(fd).st_size + 1)
         finally:
-            os.close(fd)
-        if size >= ROTATE_AT:
-            fresh = self.path.with_name(f"{self.path.name}.{os.getpid()}.new")
-            fresh.write_bytes(b".")
-            os.replace(fresh, self.path)  # a new inode: differs from the one every process last saw
+            os.close(fd)  # releases the lock
 
 
 class _RedisGeneration:
