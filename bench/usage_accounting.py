@@ -52,6 +52,7 @@ from django.core.management import call_command  # noqa: E402
 
 from apikeys.services import apikey_create  # noqa: E402
 from completions import services  # noqa: E402
+from completions.events import Delta  # noqa: E402
 from completions.services import completion_stream  # noqa: E402
 from models_mgmt.models import AIModel  # noqa: E402
 from providers.models import Provider  # noqa: E402
@@ -67,7 +68,7 @@ async def one_call(user: object, model: AIModel) -> tuple[float, float]:
     started = time.perf_counter()
     first = None
     async for event in completion_stream(user=user, model=model, messages=HELLO):
-        if event.type == "delta" and first is None:
+        if isinstance(event, Delta) and first is None:
             first = time.perf_counter() - started
     return (first or 0.0) * 1000, (time.perf_counter() - started) * 1000
 

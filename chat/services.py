@@ -23,7 +23,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from chat.models import ChatPreference, Conversation, Message, MessageRole, MessageStatus
-from completions.services import CompletionEvent, completion_collect, completion_stream
+from completions.events import CompletionEvent, Delta, Done, Error, Fallback, Loading, Start
+from completions.services import completion_collect, completion_stream
 from models_mgmt.models import AIModel
 from models_mgmt.services import (
     ModelStatus,
@@ -735,35 +736,36 @@ async def chat_stream(*, message_id: int, user: AbstractBaseUser) -> AsyncIterat
                         name, since = loading
                         yield StreamUpdate("notice", f"Loading {name}… {int(now - since)} s")
                     continue
-                if event.type == "loading":
-                    name = await sync_to_async(_display_name)(event.data["model"], user)
-                    loading = (name, now)
-                    yield StreamUpdate("notice", f"Loading {name}… 0 s")
-                elif event.type == "start":
-                    loading = None
-                    yield StreamUpdate("notice", "")
-                elif event.type == "fallback":
-                    fallbacks.append({**event.data})
-                    yield StreamUpdate("notice", f"{event.data['from']} failed: {event.data['reason']}")
-                elif event.type == "delta":
-                    parts.append(event.data["text"])
-                    yield StreamUpdate("delta", event.data["text"])
-                elif event.type == "done":
-                    usage = event.data.get("usage") or {}
-                    outcome = {
-                        "status": MessageStatus.COMPLETE,
-                        "error": "",
-                        "answered_by_ref": event.data["model"],
-                        "prompt_tokens": usage.get("prompt_tokens"),
-                        "completion_tokens": usage.get("completion_tokens"),
-                    }
-                elif event.type == "error":
-                    outcome = {
-                        "status": MessageStatus.ERROR,
-                        "error": event.data["message"],
-                        "error_code": event.data.get("code", ""),
-                        "answered_by_ref": event.data.get("model") or "",
-                    }
+                match event:
+                    case Loading():
+                        name = await sync_to_async(_display_name)(event.model, user)
+                        loading = (name, now)
+                        yield StreamUpdate("notice", f"Loading {name}… 0 s")
+                    case Start():
+                        loading = None
+                        yield StreamUpdate("notice", "")
+                    case Fallback():
+                        fallbacks.append(event.as_data())
+                        yield StreamUpdate("notice", f"{event.from_model} failed: {event.reason}")
+                    case Delta():
+                        parts.append(event.text)
+                        yield StreamUpdate("delta", event.text)
+                    case Done():
+                        usage = event.usage or {}
+                        outcome = {
+                            "status": MessageStatus.COMPLETE,
+                            "error": "",
+                            "answered_by_ref": event.model,
+                            "prompt_tokens": usage.get("prompt_tokens"),
+                            "completion_tokens": usage.get("completion_tokens"),
+                        }
+                    case Error():
+                        outcome = {
+                            "status": MessageStatus.ERROR,
+                            "error": event.message,
+                            "error_code": event.code,
+                            "answered_by_ref": event.model or "",
+                        }
     finally:
         outcome.update(
             content="".join(parts),

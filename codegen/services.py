@@ -20,12 +20,13 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from codegen.models import CodegenRun, RunStatus
 from codegen.screening import ScreenResult, screen_code
 from codegen.specs import SpecError, spec_parse, spec_text_of
-from completions.services import OVER_BUDGET, UNAVAILABLE_CODES, CompletionResult, completion_collect
+from completions.services import CompletionResult, completion_collect
 from models_mgmt.models import AIModel
 from models_mgmt.services import ModelNotFound, Status, model_get, model_list_with_status, model_resolve
 from orchestrator import observability
 from orchestrator.celery import app as celery_app
 from orchestrator.errors import ServiceError
+from orchestrator.failures import FailureCode, failure_http_status
 from orchestrator.text import unstorable_reason
 from providers.adapters import ChatParams
 from usage.models import RequestKind
@@ -189,11 +190,13 @@ def _blocking(screening: ScreenResult) -> str:
 
 
 def _upstream_error(result: CompletionResult) -> CodegenError:
-    error = result.error or {}
-    if error.get("code") == OVER_BUDGET:
-        return RateLimited(error["message"], retry_after=error["retry_after"])
-    message = f"The model could not answer: {error.get('message', 'unknown error')}"
-    if error.get("code") in UNAVAILABLE_CODES:
+    failure = result.failure
+    if failure is None:
+        return UpstreamFailed("The model could not answer: unknown error")
+    if failure.code is FailureCode.OVER_BUDGET and failure.budget is not None:
+        return RateLimited(failure.message, retry_after=failure.budget.retry_after)
+    message = f"The model could not answer: {failure.message}"
+    if failure_http_status(failure.code, earlier=result.fallback_codes, partial=bool(result.text)) == 503:
         return NoModelAvailable(message)
     return UpstreamFailed(message)
 

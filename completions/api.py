@@ -6,19 +6,13 @@ from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 from ninja import Router, Status
 
 from accounts.auth import api_auth
+from completions.events import CompletionEvent, Error
 from completions.schemas import CompletionIn, CompletionOut, OverBudgetOut
-from completions.services import (
-    OVER_BUDGET,
-    UNAVAILABLE_CODES,
-    CompletionEvent,
-    completion_collect,
-    completion_params_check,
-    completion_stream,
-)
+from completions.services import CompletionResult, completion_collect, completion_params_check, completion_stream
 from models_mgmt.schemas import ErrorOut
 from models_mgmt.services import model_resolve
+from orchestrator.failures import FailureCode, failure_http_status
 from orchestrator.sse import event_stream_response
-from providers.adapters import ErrorCode
 from usage.models import RequestKind
 
 router = Router(tags=["completions"], auth=api_auth)
@@ -28,11 +22,12 @@ router = Router(tags=["completions"], auth=api_auth)
     "",
     response={
         200: CompletionOut,
-        400: ErrorOut,
+        400: ErrorOut | CompletionOut,
         404: ErrorOut | CompletionOut,
-        429: OverBudgetOut,
+        429: OverBudgetOut | CompletionOut,
         502: CompletionOut,
         503: CompletionOut,
+        504: CompletionOut,
     },
     summary="Complete a chat with fallback; `stream: true` answers text/event-stream of the events",
 )
@@ -55,27 +50,30 @@ async def complete(
         events = completion_stream(**kwargs)
         # The budget answers before anything else: read the first event, so a refusal is a real 429.
         first = await anext(events)
-        if first.type == "error" and first.data.get("code") == OVER_BUDGET:
+        if (refusal := over_budget_response(first)) is not None:
             await events.aclose()
-            return over_budget_response(first.data)
+            return refusal
         return sse_response(events, first)
     result = await completion_collect(**kwargs)
-    if result.error is not None and result.error.get("code") == OVER_BUDGET:
-        return over_budget_response(result.error)
-    status = 200
-    if result.error is not None:
-        code = result.error.get("code")
-        status = 503 if code in UNAVAILABLE_CODES and not result.text else 502
-        if code == ErrorCode.NOT_FOUND and not result.text and model.pk is None:
-            status = 404  # a model named on first use that its provider does not have
-    return Status(status, CompletionOut(**result.__dict__))
+    if (refusal := over_budget_response(result.failure)) is not None:
+        return refusal
+    return Status(_status(result), CompletionOut(**result.__dict__))
 
 
-def over_budget_response(error: dict) -> JsonResponse:
-    """429 with Retry-After; `detail` names the limit and when it resets."""
-    body = {k: error[k] for k in ("limit", "resets_at", "retry_after")}
-    response = JsonResponse({"detail": error["message"], **body}, status=429)
-    response["Retry-After"] = str(error["retry_after"])
+def _status(result: CompletionResult) -> int:
+    if result.failure is None:
+        return 200
+    partial = result.failure.partial or bool(result.text)
+    return failure_http_status(result.failure.code, earlier=result.fallback_codes, partial=partial)
+
+
+def over_budget_response(event: CompletionEvent | None) -> JsonResponse | None:
+    """429 with Retry-After when the caller's budget refused the request (`detail` names the limit and
+    when it resets); None for any other event."""
+    if not isinstance(event, Error) or event.code is not FailureCode.OVER_BUDGET or event.budget is None:
+        return None
+    response = JsonResponse({"detail": event.message, **event.budget.as_dict()}, status=429)
+    response["Retry-After"] = str(event.budget.retry_after)
     return response
 
 

@@ -1,7 +1,7 @@
 """The one way to a model. Chat, the REST API, the OpenAI-compatible gateway and codegen all call
-`completion_stream` (or `completion_collect`), which yields the events of DESIGN §5:
+`completion_stream` (or `completion_collect`), which yields the events of DESIGN §5 (`completions.events`):
 
-    start{model}  loading{model}  delta{text}  fallback{from,to,reason}  done{...}  error{code,message}
+    Start{model}  Loading{model}  Delta{text}  Fallback{from,to,reason,code}  Done{...}  Error{code,message}
 
 Before the first `delta`, a failing model is retried (COMPLETION_RETRIES, when retrying can help) and
 then replaced by the suggested alternative; a not-loaded LM Studio model is loaded first. After text has
@@ -10,7 +10,6 @@ been sent there is no going back: a failure ends the stream with `error`, and th
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
@@ -23,12 +22,15 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 
+from completions.events import Budget, CompletionEvent, Delta, Done, Error, Fallback, Loading, Start
 from models_mgmt import services as registry
 from models_mgmt.models import AIModel
 from models_mgmt.services import Status
 from orchestrator import deferred, hotcache, observability
 from orchestrator.errors import ServiceError
-from providers.adapters import Adapter, ChatParams, Delta, ErrorCode, Finish, Message, ProviderError
+from orchestrator.failures import FailureCode
+from providers.adapters import Adapter, ChatParams, Finish, Message, ProviderError
+from providers.adapters import Delta as Piece
 from providers.crypto import DecryptError
 from providers.models import ApiKey
 from providers.registry import adapter_for
@@ -42,14 +44,6 @@ from usage.services import (
     prompt_tokens_estimate,
     usage_record_calls,
 )
-
-# Final error codes that mean nothing could be asked at all (503), as opposed to an upstream that was asked
-# and failed (502): no usable key, a server down or switched off, a failed load, an address the guard refused.
-UNAVAILABLE_CODES = frozenset(
-    {"no_key", "unreachable", "inactive", "failed", "load_failed", "key_unreadable", ErrorCode.BLOCKED}
-)
-# The caller's budget refused the request before any model was asked (HTTP 429 with Retry-After).
-OVER_BUDGET = "over_budget"
 
 
 class ParamsError(ServiceError):
@@ -71,17 +65,6 @@ def completion_params_check(*, model: AIModel, params: ChatParams) -> None:
         )
 
 
-@dataclass(frozen=True)
-class CompletionEvent:
-    type: str
-    data: dict[str, Any]
-    # The model this event is about sits on a user's private provider: kept out of shared metrics.
-    private: bool = field(default=False, compare=False)
-
-    def sse(self) -> bytes:
-        return f"event: {self.type}\ndata: {json.dumps(self.data, ensure_ascii=False)}\n\n".encode()
-
-
 @dataclass
 class CompletionResult:
     text: str = ""
@@ -92,6 +75,9 @@ class CompletionResult:
     first_token_ms: int | None = None
     fallbacks: list[dict[str, str]] = field(default_factory=list)
     error: dict[str, Any] | None = None
+    # The error as its event, and every fallback's code: for the caller's HTTP status (not sent as such).
+    failure: Error | None = field(default=None, repr=False)
+    fallback_codes: list[FailureCode] = field(default_factory=list, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -106,7 +92,7 @@ class _Ready:
 
 @dataclass(frozen=True)
 class _NotReady:
-    code: str
+    code: FailureCode
     reason: str
     needs_load: bool = False
 
@@ -119,17 +105,18 @@ def _plan(model: AIModel, user: AbstractBaseUser | None, key_id: int | None) -> 
     keys = {} if key is None else {model.provider_id: key}
     status = registry.model_status(model=model, user=user, keys=keys)
     if status.status in (Status.NOT_LOADED, Status.LOADING):
-        return _NotReady("not_loaded", f"{model.ref} is not loaded", needs_load=True)
+        return _NotReady(FailureCode.NOT_LOADED, f"{model.ref} is not loaded", needs_load=True)
     if not status.usable:
-        return _NotReady(status.status, status.reason or status.status)
+        # An unusable model's state (no_key, unreachable, inactive, failed) is the code it fails with.
+        return _NotReady(FailureCode(status.status), status.reason or status.status)
     if model.is_local:
         return _Ready(adapter_for(model.provider, None), None)
     if key is None:
-        return _NotReady(Status.NO_KEY, f"No API key for {model.provider.get_kind_display()}")
+        return _NotReady(FailureCode.NO_KEY, f"No API key for {model.provider.get_kind_display()}")
     try:
         return _Ready(adapter_for(model.provider, apikey_plaintext(key)), key)
     except DecryptError as exc:
-        return _NotReady("key_unreadable", str(exc))
+        return _NotReady(FailureCode.KEY_UNREADABLE, str(exc))
 
 
 def _answered(model: AIModel, key: ApiKey | None) -> None:
@@ -194,21 +181,23 @@ async def completion_stream(
         )
         async with aclosing(events) as stream:
             async for event in stream:
-                if event.type == "start":
-                    answering = event.data["model"]
-                    labels = _labels(answering, event.private)
-                elif event.type == "delta" and not first_token:
-                    first_token = True
-                    observability.TIME_TO_FIRST_TOKEN.labels(*labels).observe(time.monotonic() - started)
-                elif event.type == "fallback":
-                    origin, target = (PRIVATE_LABEL if event.private else event.data[end] for end in ("from", "to"))
-                    observability.FALLBACKS.labels(
-                        origin, target, observability.reason_label(event.data.get("code", ""))
-                    ).inc()
-                elif event.type == "done":
-                    outcome = "ok"
-                elif event.type == "error":
-                    outcome = observability.reason_label(event.data.get("code", "error"))
+                match event:
+                    case Delta():
+                        if not first_token:
+                            first_token = True
+                            observability.TIME_TO_FIRST_TOKEN.labels(*labels).observe(time.monotonic() - started)
+                    case Start():
+                        answering = event.model
+                        labels = _labels(answering, event.private)
+                    case Fallback():
+                        origin, target = (
+                            (PRIVATE_LABEL, PRIVATE_LABEL) if event.private else (event.from_model, event.to_model)
+                        )
+                        observability.FALLBACKS.labels(origin, target, observability.reason_label(event.code)).inc()
+                    case Done():
+                        outcome = "ok"
+                    case Error():
+                        outcome = observability.reason_label(event.code)
                 yield event
     finally:
         if accounting.calls or accounting.admission.counted:
@@ -305,20 +294,19 @@ async def _completion_events(
                     _admit_and_plan, current, user, current_key, params, accounting, here=not current.is_local
                 )
             except OverBudget as exc:
-                yield CompletionEvent(
-                    "error", {"code": OVER_BUDGET, "message": exc.message, "model": current.ref, **exc.as_dict()}
-                )
+                budget = Budget(**exc.as_dict())
+                yield Error(FailureCode.OVER_BUDGET, exc.message, current.ref, budget=budget)
                 return
         else:
             plan = await sync_to_async(_plan)(current, user, current_key)
         if isinstance(plan, _NotReady) and plan.needs_load:
             # Said before the (possibly long) load, so the caller can show it while it happens.
-            yield CompletionEvent("loading", {"model": current.ref}, current.provider.is_private)
+            yield Loading(current.ref, private=current.provider.is_private)
             why_not = await _load(current)
             if why_not is None:
                 plan = await sync_to_async(_plan)(current, user, current_key)
             else:
-                plan = _NotReady("load_failed", why_not)
+                plan = _NotReady(FailureCode.LOAD_FAILED, why_not)
         if isinstance(plan, _NotReady):
             code, reason = plan.code, plan.reason
         else:
@@ -330,20 +318,22 @@ async def _completion_events(
             if attempt.final:
                 return
             code, reason = attempt.code, attempt.reason
-        if not fallback or (current.pk is None and code == ErrorCode.NOT_FOUND):
+        if not fallback or (current.pk is None and code == FailureCode.NOT_FOUND):
             # A model named on first use that its provider does not have: the provider's own "not found"
             # is the answer, not some other model's.
-            yield CompletionEvent("error", {"code": code, "message": reason, "model": current.ref})
+            yield Error(code, reason, current.ref)
             return
         suggestion = await sync_to_async(registry.model_suggest_alternative)(model=current, user=user, exclude=tried)
         if suggestion is None:
             message = f"{reason} — and no other model is available to answer instead."
-            yield CompletionEvent("error", {"code": code, "message": message, "model": current.ref})
+            yield Error(code, message, current.ref)
             return
-        yield CompletionEvent(
-            "fallback",
-            {"from": current.ref, "to": suggestion.model.ref, "reason": reason, "code": code},
-            current.provider.is_private or suggestion.model.provider.is_private,
+        yield Fallback(
+            current.ref,
+            suggestion.model.ref,
+            reason,
+            code,
+            private=current.provider.is_private or suggestion.model.provider.is_private,
         )
         current = suggestion.model
 
@@ -354,7 +344,7 @@ class _Attempt:
     sent); otherwise `code` and `reason` say why the next model should be tried."""
 
     final: bool = False
-    code: str = ""
+    code: FailureCode = FailureCode.SERVER
     reason: str = ""
 
 
@@ -371,20 +361,20 @@ async def _call(
     call (each try) in `accounting`."""
     tries = 0
     while True:
-        yield CompletionEvent("start", {"model": model.ref, "attempt": tries + 1}, model.provider.is_private)
+        yield Start(model.ref, tries + 1, private=model.provider.is_private)
         sent_text = False
         record = _call_record(model, plan, accounting.prompt_tokens)
         accounting.calls.append(record)
         try:
             async with aclosing(plan.adapter.stream(model.model_id, messages, params)) as items:
                 async for item in items:
-                    if isinstance(item, Delta):
+                    if isinstance(item, Piece):
                         if not sent_text:
                             record.first_token_ms = int((time.monotonic() - record.started) * 1000)
                         sent_text = True
                         record.completion_chars += len(item.text)
                         record.latency_ms = int((time.monotonic() - record.started) * 1000)
-                        yield CompletionEvent("delta", {"text": item.text})
+                        yield Delta(item.text)
                     elif isinstance(item, Finish):
                         record.outcome = "ok"
                         record.usage = item.usage.as_dict() if item.usage else None
@@ -393,14 +383,11 @@ async def _call(
                         if model.pk is None or model.failure_count or model.cooldown_until or key_failing:
                             # Only then is there anything to record: otherwise no trip to the database thread.
                             await sync_to_async(_answered)(model, plan.key)
-                        yield CompletionEvent(
-                            "done",
-                            {
-                                "model": model.ref,
-                                "usage": item.usage.as_dict() if item.usage else None,
-                                "finish_reason": item.finish_reason,
-                                "latency_ms": int((time.monotonic() - started) * 1000),
-                            },
+                        yield Done(
+                            model.ref,
+                            item.usage.as_dict() if item.usage else None,
+                            item.finish_reason,
+                            int((time.monotonic() - started) * 1000),
                         )
                         attempt.final = True
                         return
@@ -412,9 +399,7 @@ async def _call(
             )
             if sent_text:
                 # Text already reached the caller: no fallback can take it back. End clearly, keep it.
-                yield CompletionEvent(
-                    "error", {"code": exc.code, "message": exc.message, "model": model.ref, "partial": True}
-                )
+                yield Error(exc.code, exc.message, model.ref, partial=True)
                 attempt.final = True
                 return
             wait = _retry_wait(exc, tries)
@@ -457,19 +442,22 @@ async def completion_collect(
         user=user, model=model, messages=messages, params=params, fallback=fallback, key_id=key_id, kind=kind
     )
     async for event in events:
-        if event.type == "delta":
-            if result.first_token_ms is None:
-                result.first_token_ms = int((time.monotonic() - started) * 1000)
-            parts.append(event.data["text"])
-        elif event.type == "fallback":
-            result.fallbacks.append(event.data)
-        elif event.type == "done":
-            result.model = event.data["model"]
-            result.usage = event.data["usage"]
-            result.finish_reason = event.data["finish_reason"]
-        elif event.type == "error":
-            result.error = event.data
-            result.model = result.model or event.data.get("model")
+        match event:
+            case Delta():
+                if result.first_token_ms is None:
+                    result.first_token_ms = int((time.monotonic() - started) * 1000)
+                parts.append(event.text)
+            case Fallback():
+                result.fallbacks.append(event.as_data())
+                result.fallback_codes.append(event.code)
+            case Done():
+                result.model = event.model
+                result.usage = event.usage
+                result.finish_reason = event.finish_reason
+            case Error():
+                result.error = event.as_data()
+                result.failure = event
+                result.model = result.model or event.model
     result.text = "".join(parts)
     result.latency_ms = int((time.monotonic() - started) * 1000)
     return result

@@ -27,7 +27,8 @@ Before the service is called:
     413     invalid_request_error  null                      body over Django's DATA_UPLOAD_MAX_MEMORY_SIZE
     ======  =====================  ========================  =============================================
 
-When no model could answer (after retries and fallbacks), by the service's final error `code`:
+When no model could answer (after retries and fallbacks), by the service's final error `code` (the status
+is `orchestrator.failures.failure_http_status`, the same for the REST API; the type and code are OpenAI's):
 
     ======  =====================  ========================  =============================================
     status  type                   code                      service code(s)
@@ -41,24 +42,24 @@ When no model could answer (after retries and fallbacks), by the service's final
     400     invalid_request_error  null                      bad_request: the upstream refused the request;
                                                              an `X-Orchestrator-Key` for another provider
     503     server_error           <service code>            nothing could be asked: no_key, unreachable,
-                                                             inactive, failed (cooling down), load_failed,
-                                                             key_unreadable; also overloaded, and
+                                                             inactive, failed (cooling down), not_loaded,
+                                                             load_failed, key_unreadable, blocked; also
+                                                             overloaded, and
                                                              rate_limited/quota when other candidates
                                                              failed otherwise
     504     server_error           <service code>            timeout, stalled
     502     server_error           <service code>            auth (our provider key refused), not_found
                                                              (upstream does not know the model),
                                                              server_error, connect, bad_response,
-                                                             stream_cut, anything unknown
+                                                             stream_cut
     502     server_error           <service code>            non-stream only: text came, then the upstream
                                                              failed (a partial answer is not returned as if
                                                              it were whole)
     ======  =====================  ========================  =============================================
 
-Which codes the fallbacks had is known only if the service's `fallback` events carry a `code`; until
-then the final code alone decides. A stream that fails after text was sent cannot change its status:
-it ends with a `data: {"error": {...}}` line (type server_error, code = service code) and no `[DONE]`,
-which OpenAI's SDK raises as `APIError`.
+Which codes the fallbacks failed with comes from the service's `Fallback` events. A stream that fails
+after text was sent cannot change its status: it ends with a `data: {"error": {...}}` line (type
+server_error, code = service code) and no `[DONE]`, which OpenAI's SDK raises as `APIError`.
 
 Messages come from the service and its adapters, which already scrub provider keys from them."""
 
@@ -73,14 +74,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from completions.services import OVER_BUDGET, UNAVAILABLE_CODES, CompletionEvent, CompletionResult
+from completions.events import CompletionEvent, Delta, Done, Error, Fallback, Start
+from completions.services import CompletionResult
 from models_mgmt.models import AIModel
 from models_mgmt.services import ModelStatus, Status
-from providers.adapters import ChatParams, ErrorCode
+from orchestrator.failures import FailureCode, failure_http_status
+from providers.adapters import ChatParams
 
 FINISH_REASONS = frozenset({"stop", "length", "content_filter", "tool_calls"})
-RATE_LIMIT_CODES = frozenset({ErrorCode.RATE_LIMITED, ErrorCode.QUOTA})
-TIMEOUT_CODES = frozenset({ErrorCode.TIMEOUT, ErrorCode.STALLED})
 # Our own validation failures, whose messages are written for the caller and need no "Invalid value" prefix.
 _OWN_ERROR_TYPES = frozenset({"unsupported_content", "unsupported_role", "unsupported_n", "stream_options"})
 
@@ -160,34 +161,33 @@ def body_too_large() -> GatewayError:
     return invalid_request("The request body is too large.", status=413)
 
 
-def service_error(error: dict[str, Any], fallbacks: list[dict[str, Any]], *, partial: bool = False) -> GatewayError:
-    """The answer for a completion that failed; see the module docstring for the table."""
-    code = str(error.get("code") or "unknown")
-    message = str(error.get("message") or "The model could not answer.")
+def service_error(error: Error, earlier: list[FailureCode], *, partial: bool = False) -> GatewayError:
+    """The answer for a completion that failed with `error` after fallbacks that failed with `earlier`:
+    the status is the one every API gives (`failure_http_status`), the type and code OpenAI's; see the
+    module docstring for the table."""
+    code, message = error.code, error.message or "The model could not answer."
+    partial = partial or error.partial
+    status = failure_http_status(code, earlier=earlier, partial=partial)
     if partial:
-        return GatewayError(502, f"The answer broke off: {message}", "server_error", code=code)
-    if code == OVER_BUDGET:
+        return GatewayError(status, f"The answer broke off: {message}", "server_error", code=code)
+    if code is FailureCode.OVER_BUDGET and error.budget is not None:
         # The caller's own budget on this instance, before any model was asked.
+        budget = error.budget
         return GatewayError(
-            429, message, "requests", param=error.get("limit"), code="budget_exceeded", retry_after=error["retry_after"]
+            status, message, "requests", param=budget.limit, code="budget_exceeded", retry_after=budget.retry_after
         )
-    codes = [str(fb["code"]) for fb in fallbacks if fb.get("code")] + [code]
-    if all(c in RATE_LIMIT_CODES for c in codes):
-        if all(c == ErrorCode.QUOTA for c in codes):
-            return GatewayError(429, message, "insufficient_quota", code="insufficient_quota")
-        return GatewayError(429, message, "requests", code="rate_limit_exceeded")
-    if code == ErrorCode.NOT_FOUND and not fallbacks:
+    if status == 429:
+        if code is FailureCode.QUOTA and all(c == FailureCode.QUOTA for c in earlier):
+            return GatewayError(status, message, "insufficient_quota", code="insufficient_quota")
+        return GatewayError(status, message, "requests", code="rate_limit_exceeded")
+    if status == 404:
         # The provider itself says it has no such model (a `<provider>/<model>` named on first use).
-        return invalid_request(message, param="model", code="model_not_found", status=404)
-    if code == ErrorCode.CONTEXT:
-        return invalid_request(message, param="messages", code="context_length_exceeded")
-    if code == ErrorCode.BAD_REQUEST:
-        return invalid_request(message)
-    if code in UNAVAILABLE_CODES or code in RATE_LIMIT_CODES or code == ErrorCode.OVERLOADED:
-        return GatewayError(503, message, "server_error", code=code)
-    if code in TIMEOUT_CODES:
-        return GatewayError(504, message, "server_error", code=code)
-    return GatewayError(502, message, "server_error", code=code)
+        return invalid_request(message, param="model", code="model_not_found", status=status)
+    if code is FailureCode.CONTEXT:
+        return invalid_request(message, param="messages", code="context_length_exceeded", status=status)
+    if status == 400:
+        return invalid_request(message, status=status)
+    return GatewayError(status, message, "server_error", code=code)
 
 
 # --- requests ---------------------------------------------------------------------------------------
@@ -406,28 +406,35 @@ class Opening:
     requested: str
     model: str | None = None
     fallbacks: list[dict[str, Any]] = field(default_factory=list)
+    fallback_codes: list[FailureCode] = field(default_factory=list)
     first: CompletionEvent | None = None
 
     def feed(self, event: CompletionEvent) -> bool:
         """Take one event; True once the answer (or its failure) has begun."""
-        if event.type == "start":
-            self.model = event.data["model"]
-        elif event.type == "fallback":
-            self.fallbacks.append(event.data)
-        elif event.type in ("delta", "done", "error"):
-            self.first = event
-            if event.type == "done":
-                self.model = event.data.get("model") or self.model
-            return True
+        match event:
+            case Start():
+                self.model = event.model
+            case Fallback():
+                self.fallbacks.append(event.as_data())
+                self.fallback_codes.append(event.code)
+            case Delta() | Error():
+                self.first = event
+                return True
+            case Done():
+                self.first = event
+                self.model = event.model or self.model
+                return True
         return False
 
     @property
     def failure(self) -> GatewayError | None:
         """The error answer when no model answered at all; None when text (or a clean end) came."""
         if self.first is None:
-            return GatewayError(502, "The model ended without answering.", "server_error", code="bad_response")
-        if self.first.type == "error":
-            return service_error(self.first.data, self.fallbacks)
+            return GatewayError(
+                502, "The model ended without answering.", "server_error", code=FailureCode.BAD_RESPONSE
+            )
+        if isinstance(self.first, Error):
+            return service_error(self.first, self.fallback_codes)
         return None
 
 
@@ -471,19 +478,18 @@ class ChunkWriter:
         """The bytes for one event; empty for events with nothing to say to an OpenAI client."""
         if self.ended:
             return b""
-        if event.type == "delta":
-            return sse(self._chunk({"content": event.data["text"]}))
-        if event.type == "done":
-            self.ended = True
-            out = sse(self._chunk({}, finish_reason(event.data.get("finish_reason"))))
-            if self.include_usage:
-                usage_chunk = {**self._chunk({}), "choices": [], "usage": event.data.get("usage")}
-                out += sse(usage_chunk)
-            return out + sse("[DONE]")
-        if event.type == "error":
-            # Text already went out, so the status cannot change: say it in-band as OpenAI does, no [DONE].
-            self.ended = True
-            code = str(event.data.get("code") or "unknown")
-            message = str(event.data.get("message") or "The model failed mid-answer.")
-            return sse(GatewayError(502, message, "server_error", code=code).body())
+        match event:
+            case Delta():
+                return sse(self._chunk({"content": event.text}))
+            case Done():
+                self.ended = True
+                out = sse(self._chunk({}, finish_reason(event.finish_reason)))
+                if self.include_usage:
+                    out += sse({**self._chunk({}), "choices": [], "usage": event.usage})
+                return out + sse("[DONE]")
+            case Error():
+                # Text already went out, so the status cannot change: say it in-band as OpenAI does, no [DONE].
+                self.ended = True
+                message = event.message or "The model failed mid-answer."
+                return sse(GatewayError(502, message, "server_error", code=event.code).body())
         return b""

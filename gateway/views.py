@@ -217,8 +217,8 @@ async def chat_reply(*, bearer: str | None, body: bytes | fmt.GatewayError, key_
     result = await completion_collect(
         user=user, model=model, messages=chat.messages, params=chat.params, key_id=key_id, kind=RequestKind.GATEWAY
     )
-    if result.error is not None:
-        return Reply.error(fmt.service_error(result.error, result.fallbacks, partial=bool(result.text)))
+    if result.failure is not None:
+        return Reply.error(fmt.service_error(result.failure, result.fallback_codes, partial=bool(result.text)))
     data = fmt.completion_object(
         completion_id=fmt.new_completion_id(), created=created, requested=model.ref, result=result
     )

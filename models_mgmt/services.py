@@ -24,9 +24,10 @@ from models_mgmt.models import AIModel, LoadState, ModelSource
 from orchestrator import hotcache
 from orchestrator.celery import app as celery_app
 from orchestrator.errors import ServiceError
+from orchestrator.failures import FailureCode
 from orchestrator.observability import MODEL_LOAD_SECONDS
 from orchestrator.text import unstorable_reason
-from providers.adapters import ErrorCode, ProviderError, RemoteModel
+from providers.adapters import ProviderError, RemoteModel
 from providers.crypto import DecryptError
 from providers.models import ApiKey, Provider
 from providers.registry import LOCAL_KINDS, adapter_for, runtime_for
@@ -502,8 +503,8 @@ def model_status(
 # What a failure says something about. A refused or spent key is that key's (its owner's) problem, and a
 # bad request the caller's: neither may cool a model down for everybody. The rest is the upstream's state,
 # shared by everyone who reaches the model through the same base URL.
-KEY_FAULTS = frozenset({ErrorCode.AUTH, ErrorCode.QUOTA})
-CALLER_FAULTS = frozenset({ErrorCode.BAD_REQUEST, ErrorCode.CONTEXT, ErrorCode.BLOCKED})
+KEY_FAULTS = frozenset({FailureCode.AUTH, FailureCode.QUOTA})
+CALLER_FAULTS = frozenset({FailureCode.BAD_REQUEST, FailureCode.CONTEXT, FailureCode.BLOCKED})
 
 
 def health_record_failure(*, model: AIModel, error: ProviderError, key_id: int | None) -> None:
@@ -865,7 +866,7 @@ def provider_models_list(*, provider: Provider, key: ApiKey) -> ListingResult:
         try:
             remote = async_to_sync(adapter.list_models)()
         except ProviderError as exc:
-            if exc.code != ErrorCode.NOT_FOUND:
+            if exc.code != FailureCode.NOT_FOUND:
                 raise
             async_to_sync(adapter.check_key)()
             remote = []

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 from django.conf import settings
 
+from orchestrator.failures import FailureCode
 from providers import guard
 from providers.http import display_url, upstream_async_client
 
@@ -75,54 +76,37 @@ class RemoteModel:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-class ErrorCode:
-    AUTH = "auth"
-    NOT_FOUND = "not_found"
-    CONTEXT = "context_length"
-    BAD_REQUEST = "bad_request"
-    QUOTA = "quota"
-    RATE_LIMITED = "rate_limited"
-    SERVER = "server_error"
-    OVERLOADED = "overloaded"
-    TIMEOUT = "timeout"
-    CONNECT = "connect"
-    BAD_RESPONSE = "bad_response"
-    STREAM_CUT = "stream_cut"
-    STALLED = "stalled"
-    BLOCKED = "blocked"  # the outbound guard refused the address: nothing was sent
-
-
 # What a failure was, in words that carry nothing of the upstream's answer: for users who may not read
 # the provider's own words (someone else's server, someone else's request).
 GENERIC_REASONS = {
-    ErrorCode.AUTH: "the provider refused the request",
-    ErrorCode.NOT_FOUND: "the provider does not have this model",
-    ErrorCode.CONTEXT: "the request was too long for the model",
-    ErrorCode.BAD_REQUEST: "the provider refused the request as invalid",
-    ErrorCode.QUOTA: "the provider's quota is spent",
-    ErrorCode.RATE_LIMITED: "the provider is limiting the request rate",
-    ErrorCode.SERVER: "the provider failed",
-    ErrorCode.OVERLOADED: "the provider is overloaded",
-    ErrorCode.TIMEOUT: "the provider did not answer in time",
-    ErrorCode.CONNECT: "the provider could not be reached",
-    ErrorCode.BAD_RESPONSE: "the provider's answer could not be read",
-    ErrorCode.STREAM_CUT: "the provider's answer broke off",
-    ErrorCode.STALLED: "the provider's answer stalled",
-    ErrorCode.BLOCKED: "the address is not allowed",
+    FailureCode.AUTH: "the provider refused the request",
+    FailureCode.NOT_FOUND: "the provider does not have this model",
+    FailureCode.CONTEXT: "the request was too long for the model",
+    FailureCode.BAD_REQUEST: "the provider refused the request as invalid",
+    FailureCode.QUOTA: "the provider's quota is spent",
+    FailureCode.RATE_LIMITED: "the provider is limiting the request rate",
+    FailureCode.SERVER: "the provider failed",
+    FailureCode.OVERLOADED: "the provider is overloaded",
+    FailureCode.TIMEOUT: "the provider did not answer in time",
+    FailureCode.CONNECT: "the provider could not be reached",
+    FailureCode.BAD_RESPONSE: "the provider's answer could not be read",
+    FailureCode.STREAM_CUT: "the provider's answer broke off",
+    FailureCode.STALLED: "the provider's answer stalled",
+    FailureCode.BLOCKED: "the address is not allowed",
 }
 
 
 # Failures that may pass if asked again; the rest go straight to a fallback model.
 RETRYABLE = frozenset(
     {
-        ErrorCode.RATE_LIMITED,
-        ErrorCode.SERVER,
-        ErrorCode.OVERLOADED,
-        ErrorCode.TIMEOUT,
-        ErrorCode.CONNECT,
-        ErrorCode.BAD_RESPONSE,
-        ErrorCode.STREAM_CUT,
-        ErrorCode.STALLED,
+        FailureCode.RATE_LIMITED,
+        FailureCode.SERVER,
+        FailureCode.OVERLOADED,
+        FailureCode.TIMEOUT,
+        FailureCode.CONNECT,
+        FailureCode.BAD_RESPONSE,
+        FailureCode.STREAM_CUT,
+        FailureCode.STALLED,
     }
 )
 
@@ -132,7 +116,7 @@ class ProviderError(Exception):
         self,
         message: str,
         *,
-        code: str,
+        code: FailureCode,
         status_code: int | None = None,
         retry_after: float | None = None,
         label: str = "provider",
@@ -156,20 +140,20 @@ class ProviderError(Exception):
         return f"{self.label}: {reason}{status}"
 
 
-def _status_code_class(status: int) -> str:
+def _status_code_class(status: int) -> FailureCode:
     if status in (401, 403):
-        return ErrorCode.AUTH
+        return FailureCode.AUTH
     if status == 404:
-        return ErrorCode.NOT_FOUND
+        return FailureCode.NOT_FOUND
     if status == 413:
-        return ErrorCode.CONTEXT
+        return FailureCode.CONTEXT
     if status == 429:
-        return ErrorCode.RATE_LIMITED
+        return FailureCode.RATE_LIMITED
     if status == 529:
-        return ErrorCode.OVERLOADED
+        return FailureCode.OVERLOADED
     if status in (408, 409) or status >= 500:
-        return ErrorCode.SERVER
-    return ErrorCode.BAD_REQUEST
+        return FailureCode.SERVER
+    return FailureCode.BAD_REQUEST
 
 
 def _retry_after(headers: httpx.Headers) -> float | None:
@@ -251,16 +235,16 @@ class Adapter(ABC):
             async with asyncio.timeout(first_byte):
                 response = await client.send(request, stream=True)
         except TimeoutError:
-            raise self._error(f"no answer within {first_byte:g} s", code=ErrorCode.TIMEOUT) from None
+            raise self._error(f"no answer within {first_byte:g} s", code=FailureCode.TIMEOUT) from None
         except guard.BlockedByGuard as exc:
             # Nothing was sent and nothing read: the message says only why the address is not allowed.
-            raise self._error(exc.message, code=ErrorCode.BLOCKED) from None
+            raise self._error(exc.message, code=FailureCode.BLOCKED) from None
         except (httpx.ConnectError, httpx.ConnectTimeout):
-            raise self._error(f"cannot connect to {display_url(self.base_url)}", code=ErrorCode.CONNECT) from None
+            raise self._error(f"cannot connect to {display_url(self.base_url)}", code=FailureCode.CONNECT) from None
         except httpx.TimeoutException:
-            raise self._error(f"no answer within {first_byte:g} s", code=ErrorCode.TIMEOUT) from None
+            raise self._error(f"no answer within {first_byte:g} s", code=FailureCode.TIMEOUT) from None
         except httpx.HTTPError as exc:
-            raise self._error(f"connection failed ({type(exc).__name__})", code=ErrorCode.CONNECT) from None
+            raise self._error(f"connection failed ({type(exc).__name__})", code=FailureCode.CONNECT) from None
         try:
             if response.status_code >= 400:
                 try:
@@ -282,15 +266,15 @@ class Adapter(ABC):
                 async with asyncio.timeout(settings.COMPLETION_IDLE_TIMEOUT):
                     raw = await response.aread()
             except (TimeoutError, httpx.ReadTimeout):
-                raise self._error("the answer stalled", code=ErrorCode.STALLED) from None
+                raise self._error("the answer stalled", code=FailureCode.STALLED) from None
             except httpx.HTTPError:
                 raise self._error(
-                    "the connection broke before the answer was complete", code=ErrorCode.STREAM_CUT
+                    "the connection broke before the answer was complete", code=FailureCode.STREAM_CUT
                 ) from None
         try:
             return json.loads(raw)
         except ValueError:
-            raise self._error("sent a reply that is not JSON", code=ErrorCode.BAD_RESPONSE) from None
+            raise self._error("sent a reply that is not JSON", code=FailureCode.BAD_RESPONSE) from None
 
     async def complete(self, model: str, messages: list[Message], params: ChatParams) -> Completion:
         path, body, query = self.chat_request(model, messages, params, stream=False)
@@ -298,7 +282,7 @@ class Adapter(ABC):
         try:
             return self.parse_completion(payload)
         except (KeyError, IndexError, TypeError, AttributeError):
-            raise self._error("sent a reply of an unexpected shape", code=ErrorCode.BAD_RESPONSE) from None
+            raise self._error("sent a reply of an unexpected shape", code=FailureCode.BAD_RESPONSE) from None
 
     async def stream(self, model: str, messages: list[Message], params: ChatParams) -> AsyncIterator[Delta | Finish]:
         """Text as it comes, then one `Finish`. A stream that breaks, stalls for COMPLETION_IDLE_TIMEOUT
@@ -313,14 +297,14 @@ class Adapter(ABC):
                     yield item
             except (httpx.ReadTimeout, TimeoutError):
                 raise self._error(
-                    f"the stream stalled for {settings.COMPLETION_IDLE_TIMEOUT:g} s", code=ErrorCode.STALLED
+                    f"the stream stalled for {settings.COMPLETION_IDLE_TIMEOUT:g} s", code=FailureCode.STALLED
                 ) from None
             except httpx.HTTPError:
-                raise self._error("the stream was cut off", code=ErrorCode.STREAM_CUT) from None
+                raise self._error("the stream was cut off", code=FailureCode.STREAM_CUT) from None
             except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-                raise self._error("sent a stream event that could not be read", code=ErrorCode.BAD_RESPONSE) from None
+                raise self._error("sent a stream event that could not be read", code=FailureCode.BAD_RESPONSE) from None
             if not finished:
-                raise self._error("the stream ended before it was complete", code=ErrorCode.STREAM_CUT)
+                raise self._error("the stream ended before it was complete", code=FailureCode.STREAM_CUT)
 
 
 async def _idle_limited(lines: AsyncIterator[str], idle: float) -> AsyncIterator[str]:
@@ -418,19 +402,19 @@ class OpenAIAdapter(Adapter):
             kind = f"{(payload or {}).get('type') or ''} {(payload or {}).get('code') or ''}" if payload else ""
         code = _status_code_class(status)
         if "insufficient_quota" in kind or "billing" in kind:
-            code = ErrorCode.QUOTA
+            code = FailureCode.QUOTA
         elif (
             status == 429 and not _retry_after(headers) and re.search(r"quota|usage limit|billing|spend", message, re.I)
         ):
-            code = ErrorCode.QUOTA  # a spent allowance, not a burst: waiting a second will not help
+            code = FailureCode.QUOTA  # a spent allowance, not a burst: waiting a second will not help
         elif "model_not_found" in kind or "invalid_model" in kind:
-            code = ErrorCode.NOT_FOUND
+            code = FailureCode.NOT_FOUND
         elif "context_length_exceeded" in kind or (
-            code == ErrorCode.BAD_REQUEST and _looks_like_context_overflow(message)
+            code == FailureCode.BAD_REQUEST and _looks_like_context_overflow(message)
         ):
-            code = ErrorCode.CONTEXT
+            code = FailureCode.CONTEXT
         elif "invalid_api_key" in kind:
-            code = ErrorCode.AUTH
+            code = FailureCode.AUTH
         return self._error(
             f"HTTP {status}: {message or 'error'}", code=code, status_code=status, retry_after=_retry_after(headers)
         )
@@ -443,7 +427,7 @@ class OpenAIAdapter(Adapter):
                 for m in payload["data"]
             ]
         except (KeyError, TypeError):
-            raise self._error("sent a model list of an unexpected shape", code=ErrorCode.BAD_RESPONSE) from None
+            raise self._error("sent a model list of an unexpected shape", code=FailureCode.BAD_RESPONSE) from None
 
 
 def _openai_usage(usage: Any) -> Usage | None:
@@ -468,7 +452,7 @@ class GensparkAdapter(OpenAIAdapter):
         try:
             await self.list_models()
         except ProviderError as exc:
-            if exc.code != ErrorCode.NOT_FOUND:
+            if exc.code != FailureCode.NOT_FOUND:
                 raise
             await self.complete("gpt-4o-mini", [{"role": "user", "content": "ping"}], ChatParams(max_tokens=1))
 
@@ -477,14 +461,14 @@ class GensparkAdapter(OpenAIAdapter):
 
 ANTHROPIC_FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls"}
 ANTHROPIC_ERRORS = {
-    "authentication_error": ErrorCode.AUTH,
-    "permission_error": ErrorCode.AUTH,
-    "not_found_error": ErrorCode.NOT_FOUND,
-    "request_too_large": ErrorCode.CONTEXT,
-    "billing_error": ErrorCode.QUOTA,
-    "rate_limit_error": ErrorCode.RATE_LIMITED,
-    "api_error": ErrorCode.SERVER,
-    "overloaded_error": ErrorCode.OVERLOADED,
+    "authentication_error": FailureCode.AUTH,
+    "permission_error": FailureCode.AUTH,
+    "not_found_error": FailureCode.NOT_FOUND,
+    "request_too_large": FailureCode.CONTEXT,
+    "billing_error": FailureCode.QUOTA,
+    "rate_limit_error": FailureCode.RATE_LIMITED,
+    "api_error": FailureCode.SERVER,
+    "overloaded_error": FailureCode.OVERLOADED,
 }
 
 
@@ -556,11 +540,11 @@ class AnthropicAdapter(Adapter):
         err = err if isinstance(err, dict) else {}
         message = str(err.get("message") or "error")
         code = ANTHROPIC_ERRORS.get(str(err.get("type")), _status_code_class(status))
-        if code == ErrorCode.BAD_REQUEST and _looks_like_context_overflow(message):
-            code = ErrorCode.CONTEXT
+        if code == FailureCode.BAD_REQUEST and _looks_like_context_overflow(message):
+            code = FailureCode.CONTEXT
         retry_after = _retry_after(headers)
-        if code == ErrorCode.RATE_LIMITED and status == 429 and retry_after is None:
-            code = ErrorCode.QUOTA  # a spend cap answers 429 with no retry-after: waiting will not help
+        if code == FailureCode.RATE_LIMITED and status == 429 and retry_after is None:
+            code = FailureCode.QUOTA  # a spend cap answers 429 with no retry-after: waiting will not help
         return self._error(f"HTTP {status}: {message}", code=code, status_code=status, retry_after=retry_after)
 
     async def list_models(self) -> list[RemoteModel]:
@@ -570,7 +554,7 @@ class AnthropicAdapter(Adapter):
         try:
             return [RemoteModel(id=m["id"], display_name=m.get("display_name") or "") for m in payload["data"]]
         except (KeyError, TypeError):
-            raise self._error("sent a model list of an unexpected shape", code=ErrorCode.BAD_RESPONSE) from None
+            raise self._error("sent a model list of an unexpected shape", code=FailureCode.BAD_RESPONSE) from None
 
     async def check_key(self) -> None:
         await self._json("GET", "/v1/models", query={"limit": "1"}, first_byte=settings.UPSTREAM_READ_TIMEOUT)
@@ -662,13 +646,13 @@ class GeminiAdapter(Adapter):
                     pass
         code = _status_code_class(status)
         if "API_KEY_INVALID" in reasons:
-            code = ErrorCode.AUTH  # Gemini answers a bad key with 400, not 401
-        elif code == ErrorCode.BAD_REQUEST and _looks_like_context_overflow(message):
-            code = ErrorCode.CONTEXT
-        elif code == ErrorCode.RATE_LIMITED and retry_after is None and "quota" in message.lower():
-            code = ErrorCode.QUOTA
+            code = FailureCode.AUTH  # Gemini answers a bad key with 400, not 401
+        elif code == FailureCode.BAD_REQUEST and _looks_like_context_overflow(message):
+            code = FailureCode.CONTEXT
+        elif code == FailureCode.RATE_LIMITED and retry_after is None and "quota" in message.lower():
+            code = FailureCode.QUOTA
         elif status == 503:
-            code = ErrorCode.OVERLOADED
+            code = FailureCode.OVERLOADED
         return self._error(f"HTTP {status}: {message}", code=code, status_code=status, retry_after=retry_after)
 
     async def list_models(self) -> list[RemoteModel]:
@@ -686,7 +670,7 @@ class GeminiAdapter(Adapter):
                 if "generateContent" in (m.get("supportedGenerationMethods") or ["generateContent"])
             ]
         except (KeyError, TypeError, AttributeError):
-            raise self._error("sent a model list of an unexpected shape", code=ErrorCode.BAD_RESPONSE) from None
+            raise self._error("sent a model list of an unexpected shape", code=FailureCode.BAD_RESPONSE) from None
 
     async def check_key(self) -> None:
         await self._json("GET", "/v1beta/models", query={"pageSize": "1"}, first_byte=settings.UPSTREAM_READ_TIMEOUT)

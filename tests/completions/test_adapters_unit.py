@@ -5,10 +5,10 @@ import pytest
 import respx
 from asgiref.sync import async_to_sync
 
+from orchestrator.failures import FailureCode
 from providers.adapters import (
     AnthropicAdapter,
     ChatParams,
-    ErrorCode,
     GeminiAdapter,
     OpenAIAdapter,
     ProviderError,
@@ -30,15 +30,15 @@ def test_openai_error_classes() -> None:
     a = OpenAIAdapter(base_url="http://x/v1", api_key="sk-secret-value-123")
     assert error_from(a, 401, {"error": {"message": "Incorrect API key", "code": "invalid_api_key"}}).code == "auth"
     quota = error_from(a, 429, {"error": {"message": "quota", "type": "insufficient_quota"}})
-    assert quota.code == ErrorCode.QUOTA and not quota.retryable
+    assert quota.code == FailureCode.QUOTA and not quota.retryable
     limited = error_from(a, 429, {"error": {"message": "slow down"}}, {"retry-after-ms": "1500", "retry-after": "9"})
-    assert limited.code == ErrorCode.RATE_LIMITED and limited.retryable and limited.retry_after == 1.5
+    assert limited.code == FailureCode.RATE_LIMITED and limited.retryable and limited.retry_after == 1.5
     ctx = error_from(a, 400, {"error": {"message": "too long", "code": "context_length_exceeded"}})
-    assert ctx.code == ErrorCode.CONTEXT and not ctx.retryable
+    assert ctx.code == FailureCode.CONTEXT and not ctx.retryable
     assert error_from(a, 400, {"object": "error", "message": "Invalid model: x", "type": "invalid_model"}).code == (
-        ErrorCode.NOT_FOUND
+        FailureCode.NOT_FOUND
     )
-    assert error_from(a, 401, {"detail": "Unauthorized"}).code == ErrorCode.AUTH
+    assert error_from(a, 401, {"detail": "Unauthorized"}).code == FailureCode.AUTH
     assert error_from(a, 503, None).retryable and error_from(a, 409, None).retryable
     echoed = error_from(a, 400, {"error": {"message": "bad key sk-secret-value-123 given"}})
     assert "sk-secret-value-123" not in echoed.message
@@ -47,12 +47,12 @@ def test_openai_error_classes() -> None:
 def test_anthropic_error_classes() -> None:
     a = AnthropicAdapter(base_url="http://x", api_key="k" * 10)
     body = {"type": "error", "error": {"type": "rate_limit_error", "message": "limit"}}
-    assert error_from(a, 429, body, {"retry-after": "2"}).code == ErrorCode.RATE_LIMITED
-    assert error_from(a, 429, body).code == ErrorCode.QUOTA  # spend cap: no retry-after
+    assert error_from(a, 429, body, {"retry-after": "2"}).code == FailureCode.RATE_LIMITED
+    assert error_from(a, 429, body).code == FailureCode.QUOTA  # spend cap: no retry-after
     overloaded = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
-    assert error_from(a, 529, overloaded).code == ErrorCode.OVERLOADED
+    assert error_from(a, 529, overloaded).code == FailureCode.OVERLOADED
     too_long = {"type": "error", "error": {"type": "invalid_request_error", "message": "prompt is too long"}}
-    assert error_from(a, 400, too_long).code == ErrorCode.CONTEXT
+    assert error_from(a, 400, too_long).code == FailureCode.CONTEXT
 
 
 def test_gemini_error_classes() -> None:
@@ -65,13 +65,13 @@ def test_gemini_error_classes() -> None:
             "details": [{"reason": "API_KEY_INVALID"}],
         }
     }
-    assert error_from(a, 400, bad_key).code == ErrorCode.AUTH
+    assert error_from(a, 400, bad_key).code == FailureCode.AUTH
     limited = {"error": {"code": 429, "message": "Resource exhausted", "details": [{"retryDelay": "27s"}]}}
     err = error_from(a, 429, limited)
-    assert err.code == ErrorCode.RATE_LIMITED and err.retry_after == 27
+    assert err.code == FailureCode.RATE_LIMITED and err.retry_after == 27
     quota = {"error": {"code": 429, "message": "You exceeded your current quota"}}
-    assert error_from(a, 429, quota).code == ErrorCode.QUOTA
-    assert error_from(a, 503, {"error": {"code": 503, "message": "overloaded"}}).code == ErrorCode.OVERLOADED
+    assert error_from(a, 429, quota).code == FailureCode.QUOTA
+    assert error_from(a, 503, {"error": {"code": 503, "message": "overloaded"}}).code == FailureCode.OVERLOADED
 
 
 def test_request_shapes() -> None:
@@ -120,7 +120,7 @@ def test_openai_non_stream_parse_and_bad_shape() -> None:
     route.return_value = httpx.Response(200, json={"unexpected": True})
     with pytest.raises(ProviderError) as caught:
         run(adapter.complete, "m", MESSAGES, ChatParams())
-    assert caught.value.code == ErrorCode.BAD_RESPONSE
+    assert caught.value.code == FailureCode.BAD_RESPONSE
 
 
 @respx.mock

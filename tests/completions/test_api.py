@@ -53,6 +53,22 @@ def test_json_failure_without_fallback_is_502(alice_api: Client, openai: Cloud) 
     assert response.status_code == 502 and response.json()["error"]["code"] == "server_error"
 
 
+@pytest.mark.parametrize(
+    ("fault", "status", "code"),
+    [("context", 400, "context_length"), ("429", 429, "rate_limited"), ("timeout", 504, "timeout")],
+)
+def test_a_failure_has_the_same_status_as_on_the_gateway(
+    alice_api: Client, openai: Cloud, fault: str, status: int, code: str
+) -> None:
+    # One mapping from failure code to HTTP status, shared with /v1/chat/completions.
+    openai.fake.fail(fault)
+    response = alice_api.post(
+        "/api/completions", body("openai/gpt-4o-mini", fallback=False), content_type="application/json"
+    )
+    assert response.status_code == status and response.json()["error"]["code"] == code
+    assert response.json()["text"] == "" and response.json()["model"] == "openai/gpt-4o-mini"
+
+
 def test_no_usable_model_is_503(charlie: object, openai: Cloud) -> None:
     from tests.conftest import token_client
 

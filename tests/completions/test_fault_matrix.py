@@ -8,7 +8,8 @@ from asgiref.sync import async_to_sync
 
 from completions.services import completion_collect
 from models_mgmt.models import AIModel
-from providers.adapters import ChatParams, ErrorCode, ProviderError
+from orchestrator.failures import FailureCode
+from providers.adapters import ChatParams, ProviderError
 from providers.registry import adapter_for
 from tests.completions.conftest import KEY, Cloud
 
@@ -19,20 +20,20 @@ AFTER_TEXT = ["cut", "stall", "error_event", "malformed"]
 
 # What the non-streaming call reports for each fault (some providers name the same thing differently).
 EXPECTED_CODES = {
-    "refuse": {ErrorCode.CONNECT},
-    "timeout": {ErrorCode.TIMEOUT},
-    "401": {ErrorCode.AUTH},
-    "404": {ErrorCode.NOT_FOUND},
-    "429": {ErrorCode.RATE_LIMITED},
-    "quota": {ErrorCode.QUOTA},
-    "500": {ErrorCode.SERVER},
-    "503": {ErrorCode.SERVER, ErrorCode.OVERLOADED},
-    "529": {ErrorCode.SERVER, ErrorCode.OVERLOADED},
-    "context": {ErrorCode.CONTEXT},
-    "malformed": {ErrorCode.BAD_RESPONSE},
-    "cut": {ErrorCode.STREAM_CUT, ErrorCode.CONNECT},
-    "stall": {ErrorCode.STALLED, ErrorCode.TIMEOUT},
-    "error_event": {ErrorCode.SERVER, ErrorCode.OVERLOADED},
+    "refuse": {FailureCode.CONNECT},
+    "timeout": {FailureCode.TIMEOUT},
+    "401": {FailureCode.AUTH},
+    "404": {FailureCode.NOT_FOUND},
+    "429": {FailureCode.RATE_LIMITED},
+    "quota": {FailureCode.QUOTA},
+    "500": {FailureCode.SERVER},
+    "503": {FailureCode.SERVER, FailureCode.OVERLOADED},
+    "529": {FailureCode.SERVER, FailureCode.OVERLOADED},
+    "context": {FailureCode.CONTEXT},
+    "malformed": {FailureCode.BAD_RESPONSE},
+    "cut": {FailureCode.STREAM_CUT, FailureCode.CONNECT},
+    "stall": {FailureCode.STALLED, FailureCode.TIMEOUT},
+    "error_event": {FailureCode.SERVER, FailureCode.OVERLOADED},
 }
 RETRYABLE = {"refuse", "timeout", "429", "500", "503", "529", "malformed", "cut", "stall", "error_event"}
 # The slowest honest case: a timeout, its retry, the backoff and a fallback call, at 1 s / 0.5 s settings.

@@ -5,6 +5,7 @@ from contextlib import ExitStack
 import pytest
 from asgiref.sync import async_to_sync
 
+from completions.events import Delta, Done, Loading, Start
 from completions.services import completion_collect, completion_stream
 from models_mgmt.models import AIModel
 from models_mgmt.services import Status, model_status
@@ -36,13 +37,13 @@ def openai(db: None, alice: object) -> Cloud:
 
 def test_answer_events_in_order(openai: Cloud, alice: object) -> None:
     stream = events(alice, openai.model)
-    kinds = [e.type for e in stream]
-    assert kinds[0] == "start" and kinds[-1] == "done" and set(kinds[1:-1]) == {"delta"}
-    text = "".join(e.data["text"] for e in stream if e.type == "delta")
+    kinds = [type(e) for e in stream]
+    assert kinds[0] is Start and kinds[-1] is Done and set(kinds[1:-1]) == {Delta}
+    text = "".join(e.text for e in stream if isinstance(e, Delta))
     assert text == "Echo from gpt-4o-mini: hello there"
-    done = stream[-1].data
-    assert done["model"] == openai.model.ref and done["finish_reason"] == "stop"
-    assert done["usage"]["completion_tokens"] == 5 and done["latency_ms"] >= 0
+    done = stream[-1]
+    assert done.model == openai.model.ref and done.finish_reason == "stop"
+    assert done.usage["completion_tokens"] == 5 and done.latency_ms >= 0
 
 
 def test_a_retryable_failure_is_retried_on_the_same_model(openai: Cloud, alice: object) -> None:
@@ -111,10 +112,10 @@ def test_a_not_loaded_local_model_is_loaded_first(
     discovered: dict[str, AIModel], lmstudio: FakeLMStudio, alice: object
 ) -> None:
     stream = events(alice, discovered[GEMMA])
-    kinds = [e.type for e in stream]
-    assert kinds[:2] == ["loading", "start"] and kinds[-1] == "done"
+    kinds = [type(e) for e in stream]
+    assert kinds[:2] == [Loading, Start] and kinds[-1] is Done
     assert lmstudio.models[GEMMA].instances == [GEMMA]
-    assert "".join(e.data["text"] for e in stream if e.type == "delta") == "Echo: hello there"
+    assert "".join(e.text for e in stream if isinstance(e, Delta)) == "Echo: hello there"
 
 
 def test_a_failed_load_falls_back(discovered: dict[str, AIModel], lmstudio: FakeLMStudio, alice: object) -> None:
@@ -153,9 +154,9 @@ def test_caller_stopping_closes_the_upstream_request(openai: Cloud, alice: objec
     async def first_delta_then_stop() -> str:
         stream = completion_stream(user=alice, model=openai.model, messages=HELLO)
         async for event in stream:
-            if event.type == "delta":
+            if isinstance(event, Delta):
                 await stream.aclose()
-                return event.data["text"]
+                return event.text
         return ""
 
     assert async_to_sync(first_delta_then_stop)() == "Echo"
@@ -171,9 +172,9 @@ def test_loading_is_announced_before_the_load_finishes(
     async def run() -> list:
         stream = completion_stream(user=alice, model=discovered[GEMMA], messages=HELLO)
         first = await asyncio.wait_for(anext(stream), timeout=5)  # must not wait for the held load
-        assert first.type == "loading" and not lmstudio.models[GEMMA].instances
+        assert isinstance(first, Loading) and not lmstudio.models[GEMMA].instances
         lmstudio.release_loads()
         return [first] + [event async for event in stream]
 
-    kinds = [e.type for e in async_to_sync(run)()]
-    assert kinds[0] == "loading" and kinds[-1] == "done"
+    kinds = [type(e) for e in async_to_sync(run)()]
+    assert kinds[0] is Loading and kinds[-1] is Done

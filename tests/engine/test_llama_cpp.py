@@ -123,7 +123,7 @@ def test_service_answers_from_llama_cpp(engine: Engine, alice: User) -> None:
     assert result.usage is None  # the service streams from the provider, and llama.cpp's streams carry no usage
 
     async def events() -> list[str]:
-        return [e.type async for e in completion_stream(user=alice, model=model, messages=HELLO, params=params)]
+        return [e.name async for e in completion_stream(user=alice, model=model, messages=HELLO, params=params)]
 
     kinds = async_to_sync(events)()
     assert kinds[0] == "start" and kinds[-1] == "done" and set(kinds[1:-1]) == {"delta"} and len(kinds) >= 4

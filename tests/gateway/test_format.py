@@ -9,10 +9,12 @@ import pytest
 from openai.types import Model
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from completions.services import CompletionEvent, CompletionResult
+from completions.events import Budget, CompletionEvent, Delta, Done, Error, Fallback, Loading, Start
+from completions.services import CompletionResult
 from gateway import openai_format as fmt
 from models_mgmt.models import AIModel
 from models_mgmt.services import ModelStatus, Status
+from orchestrator.failures import FailureCode
 from providers.adapters import ChatParams
 from providers.models import Provider
 
@@ -124,26 +126,31 @@ def test_bad_requests_are_400_with_the_parameter_named(raw: bytes, param: str | 
         ("auth", [], 502, "server_error", "auth"),
         ("not_found", [], 404, "invalid_request_error", "model_not_found"),
         ("connect", [], 502, "server_error", "connect"),
-        ("something_new", [], 502, "server_error", "something_new"),
+        ("not_found", ["server_error"], 502, "server_error", "not_found"),  # a fallback's, not the one asked for
+        ("not_loaded", [], 503, "server_error", "not_loaded"),
+        ("blocked", [], 503, "server_error", "blocked"),
     ],
 )
 def test_service_errors_map_to_openai_statuses(
     code: str, fallback_codes: list[str], status: int, type_: str, openai_code: str | None
 ) -> None:
-    fallbacks = [{"from": "a/b", "to": "c/d", "reason": "r", "code": c} for c in fallback_codes]
-    error = fmt.service_error({"code": code, "message": "why", "model": "c/d"}, fallbacks)
+    earlier = [FailureCode(c) for c in fallback_codes]
+    error = fmt.service_error(Error(FailureCode(code), "why", "c/d"), earlier)
     assert (error.status, error.type, error.code) == (status, type_, openai_code)
     assert error.body()["error"]["message"] == "why"
 
 
-def test_fallbacks_without_codes_leave_the_final_code_to_decide() -> None:
-    # The service's fallback events carry no code (yet): the last failure alone decides.
-    error = fmt.service_error({"code": "rate_limited", "message": "slow down"}, [{"from": "a/b", "to": "c/d"}])
-    assert error.status == 429
+def test_over_budget_names_the_limit_and_when_to_retry() -> None:
+    budget = Budget("requests_per_minute", "2026-01-01T00:01:00+00:00", 17)
+    error = fmt.service_error(Error(FailureCode.OVER_BUDGET, "Over budget", "a/b", budget=budget), [])
+    assert (error.status, error.type, error.code, error.param) == (429, "requests", "budget_exceeded", budget.limit)
+    assert error.retry_after == 17
 
 
-def test_a_partial_answer_is_a_502() -> None:
-    error = fmt.service_error({"code": "stream_cut", "message": "cut"}, [], partial=True)
+@pytest.mark.parametrize("partial", [True, False])
+def test_a_partial_answer_is_a_502(partial: bool) -> None:
+    # Said by the caller (text came) or by the event itself: either way the answer broke off.
+    error = fmt.service_error(Error(FailureCode.STREAM_CUT, "cut", "a/b", partial=not partial), [], partial=partial)
     assert (error.status, error.type, error.code) == (502, "server_error", "stream_cut")
     assert "broke off" in error.message
 
@@ -216,10 +223,6 @@ def test_finish_reasons_are_openais(given: str | None, sent: str) -> None:
     assert fmt.finish_reason(given) == sent
 
 
-def event(type_: str, **data: Any) -> CompletionEvent:
-    return CompletionEvent(type_, data)
-
-
 def opened(*events: CompletionEvent) -> fmt.Opening:
     opening = fmt.Opening(requested="openai/gpt-4o-mini")
     for e in events:
@@ -237,20 +240,23 @@ def data_lines(raw: bytes) -> list[str]:
 
 def test_the_opening_knows_who_answers_after_a_fallback() -> None:
     opening = opened(
-        event("start", model="openai/gpt-4o-mini", attempt=1),
-        event("fallback", **{"from": "openai/gpt-4o-mini", "to": "lmstudio/qwen", "reason": "HTTP 503"}),
-        event("loading", model="lmstudio/qwen"),
-        event("start", model="lmstudio/qwen", attempt=1),
-        event("delta", text="Hi"),
+        Start("openai/gpt-4o-mini", 1),
+        Fallback("openai/gpt-4o-mini", "lmstudio/qwen", "HTTP 503", FailureCode.SERVER),
+        Loading("lmstudio/qwen"),
+        Start("lmstudio/qwen", 1),
+        Delta("Hi"),
     )
-    assert opening.model == "lmstudio/qwen" and opening.first == event("delta", text="Hi")
-    assert opening.failure is None and len(opening.fallbacks) == 1
+    assert opening.model == "lmstudio/qwen" and opening.first == Delta("Hi")
+    assert opening.failure is None and opening.fallback_codes == [FailureCode.SERVER]
+    assert opening.fallbacks == [
+        {"from": "openai/gpt-4o-mini", "to": "lmstudio/qwen", "reason": "HTTP 503", "code": "server_error"}
+    ]
 
 
 def test_an_opening_that_ends_in_an_error_is_an_error_answer() -> None:
     opening = opened(
-        event("start", model="openai/gpt-4o-mini", attempt=1),
-        event("error", code="rate_limited", message="slow down", model="openai/gpt-4o-mini"),
+        Start("openai/gpt-4o-mini", 1),
+        Error(FailureCode.RATE_LIMITED, "slow down", "openai/gpt-4o-mini"),
     )
     assert opening.failure is not None and opening.failure.status == 429
     assert fmt.Opening(requested="x").failure.status == 502  # nothing at all came
@@ -258,10 +264,10 @@ def test_an_opening_that_ends_in_an_error_is_an_error_answer() -> None:
 
 @pytest.mark.parametrize("include_usage", [True, False])
 def test_a_stream_is_openais_chunks(include_usage: bool) -> None:
-    opening = opened(event("start", model="openai/gpt-4o-mini", attempt=1), event("delta", text="Hel"))
+    opening = opened(Start("openai/gpt-4o-mini", 1), Delta("Hel"))
     writer = fmt.ChunkWriter(opening=opening, include_usage=include_usage, completion_id="chatcmpl-x")
-    raw = writer.head() + writer.event(opening.first) + writer.event(event("delta", text="lo"))
-    raw += writer.event(event("done", model="openai/gpt-4o-mini", usage=USAGE, finish_reason="stop", latency_ms=5))
+    raw = writer.head() + writer.event(opening.first) + writer.event(Delta("lo"))
+    raw += writer.event(Done("openai/gpt-4o-mini", USAGE, "stop", 5))
     lines = data_lines(raw)
     assert lines[-1] == "[DONE]"
     chunks = [ChatCompletionChunk.model_validate(json.loads(line)) for line in lines[:-1]]
@@ -279,10 +285,10 @@ def test_a_stream_is_openais_chunks(include_usage: bool) -> None:
 
 
 def test_a_failure_after_text_is_an_error_line_without_done() -> None:
-    opening = opened(event("start", model="openai/gpt-4o-mini", attempt=1), event("delta", text="Hel"))
+    opening = opened(Start("openai/gpt-4o-mini", 1), Delta("Hel"))
     writer = fmt.ChunkWriter(opening=opening, include_usage=True)
-    raw = writer.event(event("error", code="stream_cut", message="cut off", model="x", partial=True))
+    raw = writer.event(Error(FailureCode.STREAM_CUT, "cut off", "x", partial=True))
     assert [json.loads(line) for line in data_lines(raw)] == [
         {"error": {"message": "cut off", "type": "server_error", "param": None, "code": "stream_cut"}}
     ]
-    assert writer.event(event("delta", text="more")) == b""  # nothing after the end
+    assert writer.event(Delta("more")) == b""  # nothing after the end

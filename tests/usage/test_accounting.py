@@ -9,6 +9,7 @@ from django.test import Client
 
 from accounts.services import api_token_create
 from codegen import services as codegen
+from completions.events import Delta
 from completions.services import completion_collect, completion_stream
 from models_mgmt.models import AIModel
 from tests.completions.conftest import Cloud
@@ -72,9 +73,9 @@ def test_a_stopped_stream_is_still_recorded(alice: object, openai: Cloud) -> Non
             user=alice, model=openai.model, messages=[{"role": "user", "content": "one two three four five six"}]
         )
         async for event in events:
-            if event.type == "delta":
+            if isinstance(event, Delta):
                 await events.aclose()  # as the chat's Stop button, or a client that goes away
-                return event.data["text"]
+                return event.text
         raise AssertionError("no text came")
 
     text = async_to_sync(stop_after_first_text)()
