@@ -42,7 +42,7 @@ from usage.services import (
     OverBudget,
     budget_admit,
     prompt_tokens_estimate,
-    usage_record_calls,
+    usage_record,
 )
 
 
@@ -204,13 +204,7 @@ async def completion_stream(
             # Shielded: a client that goes away cancels this generator, but not the record of what it cost.
             # A server that says so writes it once its response is out (orchestrator/deferred.py).
             await deferred.now_or_after_response(
-                partial(
-                    sync_to_async(usage_record_calls),
-                    user=user,
-                    kind=kind,
-                    calls=accounting.calls,
-                    admission=accounting.admission,
-                )
+                partial(usage_record, user=user, kind=kind, calls=accounting.calls, admission=accounting.admission)
             )
         elapsed = time.monotonic() - started
         observability.COMPLETIONS.labels(*labels, outcome).inc()
