@@ -31,6 +31,7 @@ import structlog
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import SynchronousOnlyOperation
+from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 T = TypeVar("T")
@@ -187,7 +188,24 @@ async def run(fn: Callable[..., T], *args: Any, here: bool = True) -> T:
                 return fn(*args)
         except (Miss, SynchronousOnlyOperation):
             pass  # Django refuses database access on the event loop's thread before it happens
-    return await sync_to_async(fn)(*args)
+    return await sync_to_async(_healed(fn))(*args)
+
+
+def heal_connections() -> None:
+    """Close this thread's database connections that failed and no longer work (the server restarted), so
+    the next query reconnects. Django does this at each request's start and end; the hot path has neither,
+    so its database thread calls this before its work."""
+    for connection in connections.all(initialized_only=True):
+        if connection.errors_occurred:
+            connection.close_if_unusable_or_obsolete()
+
+
+def _healed(fn: Callable[..., T]) -> Callable[..., T]:
+    def call(*args: Any) -> T:
+        heal_connections()
+        return fn(*args)
+
+    return call
 
 
 def reset_for_tests() -> None:

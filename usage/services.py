@@ -35,7 +35,7 @@ from django.db.models.lookups import LessThanOrEqual
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from orchestrator import observability
+from orchestrator import hotcache, observability
 from orchestrator.errors import ServiceError
 from orchestrator.text import unstorable_reason
 from usage.models import Budget, BudgetCounter, Price, UsageRecord
@@ -443,6 +443,7 @@ def usage_record_many(*, batch: list[dict[str, Any]]) -> list[Exception | None]:
     """`usage_record_calls` for several requests in one transaction, so one commit (on SQLite, one fsync)
     for all. Each request's records keep their own savepoint: one that fails is rolled back and reported
     in its place in the answer, the others are written."""
+    hotcache.heal_connections()  # called from the event loop's database thread, outside any request cycle
     table = price_table()
     writes: list[_UsageWrite | Exception] = []
     for kwargs in batch:
