@@ -3,15 +3,25 @@ usage_record_many), and one request that cannot be written costs no other reques
 
 import asyncio
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
+from django.db import connections
 
 from usage.models import UsageRecord
 from usage.services import Admission, CallRecord, usage_record, usage_record_many
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _close_the_database_thread_s_connection() -> Iterator[None]:
+    # The writes run in asgiref's database thread, whose connection would outlive the test database.
+    yield
+    asyncio.run(sync_to_async(connections.close_all)())
 
 
 def call(outcome: str = "ok") -> CallRecord:
