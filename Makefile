@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# make run WEB_WORKERS=2 WORKERS=2: web server processes on the one port, Celery worker processes (default 1
+# and 1; unset here, serve reads them from the environment or .env).
 
 .PHONY: run test test-fast lint emulator emulators clean browser-deps sandbox-deps llama-server
 
@@ -34,7 +36,8 @@ llama-server: $(BIN)/.dev
 run: $(BIN)/.runtime sandbox-deps
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py ensure_admin --url http://$(HOST):$(PORT)/
-	$(BIN)/python manage.py serve --host $(HOST) --port $(PORT)
+	$(BIN)/python manage.py serve --host $(HOST) --port $(PORT) \
+	  $(if $(WEB_WORKERS),--web-workers $(WEB_WORKERS)) $(if $(WORKERS),--workers $(WORKERS))
 
 # Browser tests drive Debian's Chromium; install it (and an emoji font for the status icons) if missing.
 browser-deps:
@@ -66,12 +69,28 @@ emulators: $(BIN)/.dev
 clean:
 	rm -rf $(VENV) var/test-db.sqlite3 var/sandbox-env .pytest_cache .coverage test-artifacts
 
-# Benchmarks (see bench/RESULTS.md): make bench [N=2000] [C=500] [WORKERS=2] [ONLY=overhead,listing]
+# Benchmarks (see bench/RESULTS.md): make bench [N=1000] [N_STREAM=500] [RPS_C=50] [C=200] [WEB_WORKERS=2]
+# [ONLY=overhead,stream,rps,streams,listing,fallback,page] [LITELLM=0]. The peer, LiteLLM's proxy, lives in a
+# virtual environment of its own, built once per machine from bench/requirements-litellm.txt (never 1.107.0,
+# a compromised release: bench/harness.py refuses any version but the pinned one).
+LITELLM_VERSION := 1.106.2
+LITELLM_ENV ?= $(HOME)/.cache/ai-orchestrator/bench-litellm-$(LITELLM_VERSION)
 .PHONY: bench
-bench: $(BIN)/.runtime
+bench: $(BIN)/.dev browser-deps $(LITELLM_ENV)/.installed
 	$(BIN)/python -m pip install --quiet -r bench/requirements.txt
-	$(BIN)/python bench/run.py
+	LITELLM_ENV=$(LITELLM_ENV) $(BIN)/python bench/run.py
 	$(BIN)/python bench/usage_accounting.py
+	@# The chat page's streaming in a real browser (issue 11), once bench/chat_stream.py exists.
+	@if [ -f bench/chat_stream.py ]; then $(BIN)/python bench/chat_stream.py; fi
+
+$(LITELLM_ENV)/.installed: bench/requirements-litellm.txt
+	test -x $(LITELLM_ENV)/bin/python || $(BIN)/python -m venv $(LITELLM_ENV)
+	$(LITELLM_ENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LITELLM_ENV)/bin/python -m pip install --quiet -r bench/requirements-litellm.txt
+	@found=$$($(LITELLM_ENV)/bin/python -c "import importlib.metadata as m; print(m.version('litellm'))"); \
+	  if [ "$$found" != "$(LITELLM_VERSION)" ]; then \
+	    echo "REFUSED: $(LITELLM_ENV) holds LiteLLM $$found, not $(LITELLM_VERSION)"; exit 1; fi
+	touch $@
 
 # What usage accounting costs on the hot path (side by side, one run): make bench-usage [N=300]
 .PHONY: bench-usage

@@ -1,11 +1,11 @@
-"""The measurements, each a function of a running `Setup` that returns rows for the table."""
+"""The measurements of the app alone, each a function of a running `Setup` that returns rows for the table;
+the side-by-side ones (issue 11) are in bench/side_by_side.py."""
 
 from __future__ import annotations
 
 import asyncio
 import gzip
 import json
-import os
 import re
 import time
 from dataclasses import dataclass
@@ -13,7 +13,7 @@ from html.parser import HTMLParser
 
 import httpx
 
-from bench.harness import KEY, RssSampler, Server, Setup, cpu_seconds, rss_kib
+from bench.harness import Server, Setup
 
 PROMPT = "Please repeat these words: alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu"
 
@@ -50,89 +50,7 @@ def _body(model: str, stream: bool) -> bytes:
     return json.dumps({"model": model, "stream": stream, "messages": [{"role": "user", "content": PROMPT}]}).encode()
 
 
-# --- 1. overhead ---------------------------------------------------------------------------------------
-
-
-def _pairs(setup: Setup, server: Server, n: int, stream: bool, warmup: int) -> tuple[list[float], list[float]]:
-    """N completions straight to the emulator and N through the gateway, interleaved (the order
-    alternating), both over keep-alive clients; the time of each to the end of its answer."""
-    direct_body = _body("gpt-4o-mini", stream)
-    gateway_body = _body(setup.app["model"], stream)
-    json_type = {"Content-Type": "application/json"}
-    direct = httpx.Client(base_url=f"{setup.openai_url}/v1", headers={"Authorization": f"Bearer {KEY}", **json_type})
-    gateway = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {setup.app['token']}", **json_type})
-
-    def timed(client: httpx.Client, path: str, body: bytes) -> float:
-        started = time.perf_counter()
-        with client.stream("POST", path, content=body) as response:
-            content = response.read()
-        elapsed = time.perf_counter() - started
-        complete = content.rstrip().endswith(b"data: [DONE]") if stream else b'"content": "' in content
-        if response.status_code != 200 or not complete:
-            raise RuntimeError(f"{client.base_url}{path}: HTTP {response.status_code} {content[:300]!r}")
-        return elapsed
-
-    d_times, g_times = [], []
-    with direct, gateway:
-        for i in range(warmup + n):
-            if i % 2:
-                g = timed(gateway, "/v1/chat/completions", gateway_body)
-                d = timed(direct, "/chat/completions", direct_body)
-            else:
-                d = timed(direct, "/chat/completions", direct_body)
-                g = timed(gateway, "/v1/chat/completions", gateway_body)
-            if i >= warmup:
-                d_times.append(d)
-                g_times.append(g)
-    return d_times, g_times
-
-
-def floor(server: Server, n: int) -> float:
-    """Median time of GET /healthz (no database, no upstream): what uvicorn and Django's request cycle
-    with the app's middleware cost before the gateway does anything."""
-    times = []
-    with httpx.Client(base_url=server.url) as client:
-        for i in range(n + 50):
-            started = time.perf_counter()
-            client.get("/healthz").raise_for_status()
-            if i >= 50:
-                times.append(time.perf_counter() - started)
-    return percentile(times, 50)
-
-
-def overhead(setup: Setup, server: Server, n: int, *, stream: bool, warmup: int = 100) -> tuple[list[Row], dict]:
-    d_times, g_times = _pairs(setup, server, n, stream, warmup)
-    diffs = [g - d for g, d in zip(g_times, d_times, strict=True)]
-    med, p95, p99 = (percentile(diffs, q) for q in (50, 95, 99))
-    kind = "streamed, to [DONE]" if stream else "non-streamed"
-    section = f"Overhead, {kind} ({n} sequential pairs, uvicorn --workers {server.workers})"
-    healthz = floor(server, max(100, n // 4))
-    rows = [
-        Row(section, "GET /healthz on the same server, median", "", ms(healthz)),
-        Row(section, "direct to emulator, median", "", ms(percentile(d_times, 50))),
-        Row(section, "through gateway, median", "", ms(percentile(g_times, 50))),
-        Row(section, "added by gateway, median", "<= 1.5 ms", ms(med), med <= 0.0015),
-        Row(section, "added by gateway, p95", "", ms(p95)),
-        Row(section, "added by gateway, p99", "<= 8 ms", ms(p99), p99 <= 0.008),
-    ]
-    return rows, {"median": med, "p95": p95, "p99": p99, "direct_median": percentile(d_times, 50), "healthz": healthz}
-
-
-def overhead_multiworker(setup: Setup, server: Server, n: int) -> tuple[list[Row], dict]:
-    """The same pairs against the multi-worker server: uvicorn's supervisor binds the socket itself
-    (proto 0), so asyncio leaves Nagle's algorithm on for every connection (uvicorn issue #3149)."""
-    d_times, g_times = _pairs(setup, server, n, False, 20)
-    diffs = [g - d for g, d in zip(g_times, d_times, strict=True)]
-    section = f"Overhead, non-streamed ({n} pairs, uvicorn --workers {server.workers}: Nagle on, see notes)"
-    med, p99 = percentile(diffs, 50), percentile(diffs, 99)
-    rows = [
-        Row(section, "added by gateway, median", "<= 1.5 ms", ms(med), med <= 0.0015),
-        Row(section, "added by gateway, p99", "<= 8 ms", ms(p99), p99 <= 0.008),
-    ]
-    return rows, {"median": med, "p99": p99}
-
-
-# --- 2. concurrency ------------------------------------------------------------------------------------
+# --- concurrent streams (used by bench/side_by_side.py) ---------------------------------------------------
 
 
 @dataclass
@@ -178,81 +96,6 @@ async def _wave(url: str, headers: dict[str, str], body: bytes, n: int) -> tuple
         started = time.perf_counter()
         outcomes = await asyncio.gather(*(_one_stream(client, url, headers, body) for _ in range(n)))
         return list(outcomes), time.perf_counter() - started
-
-
-def _wave_rows(section: str, outcomes: list[StreamOutcome], wall: float, *, gateway: bool) -> list[Row]:
-    ok = [o for o in outcomes if o.ok]
-    ttfts = [o.ttft for o in ok if o.ttft is not None]
-    errors = len(outcomes) - len(ok)
-    tokens = sum(o.tokens for o in ok)
-    first_error = next((o.error for o in outcomes if not o.ok), "")
-    rows = [
-        Row(
-            section, "errors", "0" if gateway else "", f"{errors} of {len(outcomes)}", errors == 0 if gateway else None
-        ),
-        Row(section, "throughput", "", f"{len(ok) / wall:.0f} completions/s, {tokens / wall:.0f} tokens/s"),
-        Row(section, "wall time of the wave", "", f"{wall:.2f} s"),
-        Row(section, "time to first token p50", "", ms(percentile(ttfts, 50))),
-        Row(section, "time to first token p95", "", ms(percentile(ttfts, 95))),
-        Row(section, "time to first token p99", "", ms(percentile(ttfts, 99))),
-    ]
-    if first_error:
-        rows.append(Row(section, "first error", "", first_error[:90]))
-    return rows
-
-
-def concurrency(setup: Setup, server: Server, c: int) -> tuple[list[Row], dict]:
-    """`c` streamed completions started at once: first straight at the emulator (the baseline: what the
-    upstream alone manages), then through the gateway, with the server processes' RSS sampled and the
-    CPU time of each party counted."""
-    rows: list[Row] = []
-    direct_headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
-    gateway_headers = {"Authorization": f"Bearer {setup.app['token']}", "Content-Type": "application/json"}
-    direct_url = f"{setup.openai_url}/v1/chat/completions"
-    gateway_url = f"{server.url}/v1/chat/completions"
-    me = [os.getpid()]
-
-    asyncio.run(_wave(direct_url, direct_headers, _body("gpt-4o-mini", True), 20))
-    emulator_cpu, client_cpu = cpu_seconds([setup.emulator_pid]), cpu_seconds(me)
-    outcomes, wall = asyncio.run(_wave(direct_url, direct_headers, _body("gpt-4o-mini", True), c))
-    section = f"Emulator alone ({c} concurrent streams; the baseline)"
-    rows += _wave_rows(section, outcomes, wall, gateway=False)
-    rows.append(
-        Row(
-            section,
-            "CPU: emulator, client",
-            "",
-            f"{cpu_seconds([setup.emulator_pid]) - emulator_cpu:.2f} s, {cpu_seconds(me) - client_cpu:.2f} s",
-        )
-    )
-
-    pids = server.pids
-    idle_kib = rss_kib(pids)
-    asyncio.run(_wave(gateway_url, gateway_headers, _body(setup.app["model"], True), 20))
-    server_cpu, emulator_cpu, client_cpu = cpu_seconds(pids), cpu_seconds([setup.emulator_pid]), cpu_seconds(me)
-    with RssSampler(pids) as sampler:
-        outcomes, wall = asyncio.run(_wave(gateway_url, gateway_headers, _body(setup.app["model"], True), c))
-    server_cpu = cpu_seconds(pids) - server_cpu
-    section = f"Gateway ({c} concurrent streams, uvicorn --workers {server.workers})"
-    rows += _wave_rows(section, outcomes, wall, gateway=True)
-    done = sum(o.ok for o in outcomes) or 1
-    rows += [
-        Row(
-            section,
-            "peak RSS of the server processes",
-            "",
-            f"{sampler.peak_kib / 1024:.0f} MiB ({len(pids)} processes; {idle_kib / 1024:.0f} MiB before)",
-        ),
-        Row(
-            section,
-            "CPU: server (per completion), emulator, client",
-            "",
-            f"{server_cpu:.2f} s ({1000 * server_cpu / done:.1f} ms), "
-            f"{cpu_seconds([setup.emulator_pid]) - emulator_cpu:.2f} s, {cpu_seconds(me) - client_cpu:.2f} s",
-        ),
-    ]
-    errors = sum(not o.ok for o in outcomes)
-    return rows, {"errors": errors, "wall": wall, "peak_rss_mib": sampler.peak_kib / 1024, "server_cpu": server_cpu}
 
 
 # --- 3. model status listing ---------------------------------------------------------------------------

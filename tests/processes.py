@@ -39,8 +39,11 @@ def app_env(**extra: str) -> dict[str, str]:
         VAR_DIR=str(settings.VAR_DIR),
         SECRET_KEY=settings.SECRET_KEY,
         PYTHONUNBUFFERED="1",
-        # Like the in-process tests: never a real LM Studio (or a stray emulator) on the default port.
+        # Like the in-process tests: never a real LM Studio, Ollama or llama.cpp (or a stray emulator) on
+        # their default ports.
         LMSTUDIO_BASE_URL="http://127.0.0.1:9",
+        OLLAMA_BASE_URL="http://127.0.0.1:9",
+        LLAMACPP_BASE_URL="http://127.0.0.1:9",
     )
     if settings.CELERY_BROKER_URL.startswith("filesystem://"):
         env["CELERY_FS_BROKER_DIR"] = str(settings.BROKER_DIR)
@@ -57,6 +60,7 @@ class ManagedProcess:
         ready: str,
         pass_fds: tuple[int, ...] = (),
         own_group: bool = False,
+        ready_count: int = 1,
     ):
         # own_group: the process gets a process group of its own, and stop() ends the whole group, so
         # children it spawned (llama-server's model processes) cannot outlive the test.
@@ -64,6 +68,7 @@ class ManagedProcess:
         self.name = name
         self.lines: list[str] = []
         self._ready_pattern = re.compile(ready)
+        self._ready_left = ready_count  # e.g. one line from each of several web processes
         self._ready = threading.Event()
         self._ended = threading.Event()
         self.process = subprocess.Popen(
@@ -83,7 +88,9 @@ class ManagedProcess:
         for line in self.process.stdout:
             self.lines.append(line.rstrip())
             if self._ready_pattern.search(line):
-                self._ready.set()
+                self._ready_left -= 1
+                if self._ready_left <= 0:
+                    self._ready.set()
         self._ended.set()
 
     def wait_ready(self, timeout: float = 60) -> None:
@@ -115,34 +122,35 @@ class ManagedProcess:
             self.process.kill()
         self.process.wait()
 
+    def wait(self, timeout: float = 60) -> int:
+        """The exit code, once the process has ended and all it printed has been read."""
+        code = self.process.wait(timeout=timeout)
+        self._ended.wait(timeout)
+        return code
+
     def output(self) -> str:
         return "\n".join(self.lines)
 
 
-@contextmanager
-def celery_worker(**env: str) -> Iterator[ManagedProcess]:
-    worker = ManagedProcess(
-        "celery worker",
+def start_celery_worker(name: str = "celery", **env: str) -> ManagedProcess:
+    """A Celery worker process, not yet ready; `name` makes its node name (`name@host`), so several can run
+    at once."""
+    return ManagedProcess(
+        f"celery worker {name}",
         [
             sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "orchestrator",
-            "worker",
-            "--pool",
-            "threads",
-            "--concurrency",
-            "2",
-            "--loglevel",
-            "INFO",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
+            *("-m", "celery", "-A", "orchestrator", "worker", "-n", f"{name}@%h"),
+            *("--pool", "threads", "--concurrency", "2", "--loglevel", "INFO"),
+            *("--without-heartbeat", "--without-gossip", "--without-mingle"),
         ],
         app_env(**env),
-        ready=r"celery@\S+ ready",
+        ready=rf"{re.escape(name)}@\S+ ready",
     )
+
+
+@contextmanager
+def celery_worker(name: str = "celery", **env: str) -> Iterator[ManagedProcess]:
+    worker = start_celery_worker(name, **env)
     try:
         worker.wait_ready()
         yield worker
@@ -150,33 +158,47 @@ def celery_worker(**env: str) -> Iterator[ManagedProcess]:
         worker.stop()
 
 
-@contextmanager
-def asgi_server(**env: str) -> Iterator[str]:
-    """uvicorn on a socket this process bound to a port the OS chose, so no port can be taken meanwhile."""
-    sock = socket.socket()
+def bound_socket() -> socket.socket:
+    """A listening socket on a port the OS chose, so no port can be taken before the server uses it."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     sock.listen(128)
+    return sock
+
+
+def start_web_server(workers: int = 1, loop: str = "uvloop", **env: str) -> tuple[ManagedProcess, str]:
+    """The web server `make run` starts (core.webserver: uvicorn, httptools), with `workers` processes on a
+    socket this process bound, and its URL; ready once every web process has loaded the app."""
+    sock = bound_socket()
     port = sock.getsockname()[1]
     server = ManagedProcess(
-        "uvicorn",
+        "web server",
         [
             sys.executable,
-            "-m",
-            "uvicorn",
-            "orchestrator.asgi:application",
-            "--fd",
-            str(sock.fileno()),
-            "--log-level",
-            "info",
+            *("-m", "core.webserver", "--fd", str(sock.fileno()), "--workers", str(workers), "--loop", loop),
         ],
         app_env(**env),
-        ready=r"Uvicorn running",
+        ready=r"Started server process",
         pass_fds=(sock.fileno(),),
+        ready_count=workers,
     )
     sock.close()
+    return server, f"http://127.0.0.1:{port}"
+
+
+@contextmanager
+def web_server(workers: int = 1, loop: str = "uvloop", **env: str) -> Iterator[tuple[ManagedProcess, str]]:
+    server, url = start_web_server(workers, loop, **env)
     try:
         server.wait_ready()
-        yield f"http://127.0.0.1:{port}"
+        yield server, url
     finally:
         server.stop()
+
+
+@contextmanager
+def asgi_server(**env: str) -> Iterator[str]:
+    """One web server process; its URL."""
+    with web_server(**env) as (_, url):
+        yield url

@@ -155,7 +155,7 @@ def make_run(var_dir: Path) -> Iterator[tuple[ManagedProcess, str]]:
         "serve",
         [sys.executable, "manage.py", "serve", "--port", str(port), "--worker-concurrency", "2"],
         app_env(VAR_DIR=str(var_dir)),
-        ready=r"celery@\S+ ready",
+        ready=r"worker1@\S+ ready",
     )
     url = f"http://127.0.0.1:{port}"
     try:
