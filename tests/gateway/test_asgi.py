@@ -216,3 +216,11 @@ def test_alice_s_cached_key_never_serves_bob_or_charlie(
         assert [r.status_code for r in responses] == [503, 503]
         assert all(r.json()["error"]["code"] == "no_key" for r in responses)
     assert cloud.fake.chat_count == calls
+
+
+def test_a_body_over_the_upload_limit_is_413_after_the_token(servers: tuple[str, str], alice: User) -> None:
+    # Django's default DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MiB), as the servers run.
+    big = json.dumps({"model": GPT, "messages": [{"role": "user", "content": "x" * 3_000_000}]})
+    assert chat(servers[0], "orch_not-a-token", big).status_code == 401
+    response = chat(servers[0], token_of(alice), big)
+    assert response.status_code == 413 and response.json()["error"]["type"] == "invalid_request_error"
