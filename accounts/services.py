@@ -11,6 +11,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import ApiToken
+from orchestrator import hotcache
 from orchestrator.errors import ServiceError
 
 TOKEN_PREFIX = "orch_"
@@ -37,15 +38,31 @@ def api_token_create(*, user: AbstractBaseUser, name: str) -> tuple[ApiToken, st
 
 
 def api_token_authenticate(*, raw: str) -> AbstractBaseUser | None:
+    """The active user a token belongs to, or None. Served from the in-process cache, which forgets a token
+    as soon as any process deletes it or changes its user (orchestrator/hotcache.py)."""
     if not raw.startswith(TOKEN_PREFIX):
         return None
-    token = ApiToken.objects.select_related("user").filter(token_hash=_digest(raw)).first()
-    if token is None or not token.user.is_active:
+    digest = _digest(raw)
+    try:
+        token = hotcache.get("api_token", digest, lambda: _active_token(digest))
+    except _NoToken:
         return None
     now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_PRECISION:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        token.last_used_at = now
     return token.user
+
+
+class _NoToken(Exception):
+    """No such token, or its user is switched off: not cached, asked again every time."""
+
+
+def _active_token(digest: str) -> ApiToken:
+    token = ApiToken.objects.select_related("user").filter(token_hash=digest).first()
+    if token is None or not token.user.is_active:
+        raise _NoToken
+    return token
 
 
 def api_token_revoke(*, user: AbstractBaseUser, token_id: int) -> bool:

@@ -12,6 +12,7 @@ the working tree with one change reverted)."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import signal
 import sys
@@ -22,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx  # noqa: E402
 
-from bench.harness import KEY, ROOT, Harness  # noqa: E402
+from bench.harness import KEY, ROOT, Harness, cpu_seconds  # noqa: E402
 from bench.measure import PROMPT, percentile  # noqa: E402
 
 
@@ -36,6 +37,9 @@ def main() -> int:
     parser.add_argument("--path", default="/v1/chat/completions")
     parser.add_argument("--model", default="openai/gpt-4o-mini")
     parser.add_argument("--models", type=int, default=500, help="LM Studio models")
+    parser.add_argument(
+        "--concurrency", type=int, default=0, help="then N requests C at a time to each server: requests/s"
+    )
     args = parser.parse_args()
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, signal.default_int_handler)
@@ -78,14 +82,25 @@ def main() -> int:
         names = ["direct", "A", "B"] if chat else ["A", "B"]
         times: dict[str, list[float]] = {name: [] for name in names}
         started = time.monotonic()
+        cpu: dict[str, float] = {}
         for i in range(args.warmup + args.n):
+            if i == args.warmup:
+                cpu = {name: cpu_seconds(s.pids) for name, s in servers.items()}
             shift = i % len(names)
             for name in names[shift:] + names[:shift]:
                 elapsed = timed(name)
                 if i >= args.warmup:
                     times[name].append(elapsed)
+        # Server CPU per request: unlike latency, hardly moved by what else the machine is doing.
+        cpu = {name: (cpu_seconds(s.pids) - cpu[name]) / args.n for name, s in servers.items()}
         for client in clients.values():
             client.close()
+        rates = {}
+        if args.concurrency:
+            for name in ("A", "B", "A", "B"):  # twice each, alternating: the better of two
+                url = servers[name].url
+                result = asyncio.run(burst(url, token, gateway_body, args.n, args.concurrency))
+                rates[name] = max(rates.get(name, (0.0, 0)), result)
 
     base = times["direct"] if chat else [0.0] * args.n
     added = {name: [t - d for t, d in zip(times[name], base, strict=True)] for name in ("A", "B")}
@@ -100,10 +115,31 @@ def main() -> int:
             f"  {name} {label:<10} median {percentile(values, 50) * 1000:7.2f} ms  "
             f"p95 {percentile(values, 95) * 1000:7.2f} ms  p99 {percentile(values, 99) * 1000:7.2f} ms"
         )
+    print(f"  server CPU per request: A {cpu['A'] * 1000:.2f} ms, B {cpu['B'] * 1000:.2f} ms")
     paired = [b - a for a, b in zip(added["A"], added["B"], strict=True)]
     share = percentile(added["B"], 50) / percentile(added["A"], 50)
     print(f"  B - A paired  median {percentile(paired, 50) * 1000:+7.2f} ms  (B's median is {share:.0%} of A's)")
+    for name, (rate, errors) in rates.items():
+        print(f"  {name}: {rate:.0f} requests/s with {args.concurrency} in flight, {errors} errors")
     return 0
+
+
+async def burst(url: str, headers: dict[str, str], body: bytes, n: int, concurrency: int) -> tuple[float, int]:
+    """`n` requests, `concurrency` at a time on their own connections: completions per second, errors."""
+    errors = 0
+    queue = iter(range(n))
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal errors
+        for _ in queue:
+            response = await client.post(f"{url}/v1/chat/completions", content=body, headers=headers)
+            errors += response.status_code != 200
+
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+        return n / (time.perf_counter() - started), errors
 
 
 if __name__ == "__main__":

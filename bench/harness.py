@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -374,6 +375,8 @@ class Harness:
         ]
         if workers > 1:
             args += ["--workers", str(workers)]
+        # e.g. BENCH_UVICORN="--http httptools --loop uvloop": the same options for every server of the run.
+        args += shlex.split(os.environ.get("BENCH_UVICORN", ""))
         server = Process("uvicorn", args, {**setup.env, "PYTHONPATH": str(root)}, cwd=root)
         self.processes.append(server)
         started = 0

@@ -76,7 +76,7 @@ async def one_call(user: object, model: AIModel) -> tuple[float, float]:
 def off() -> ExitStack:
     stack = ExitStack()
     stack.enter_context(mock.patch.object(services, "budget_admit", lambda **kw: Admission()))
-    stack.enter_context(mock.patch.object(services, "usage_record_calls", lambda **kw: []))
+    stack.enter_context(mock.patch.object(services, "usage_record", mock.AsyncMock(return_value=None)))
     return stack
 
 

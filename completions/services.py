@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -25,7 +26,7 @@ from completions.events import Budget, CompletionEvent, Delta, Done, Error, Fall
 from models_mgmt import services as registry
 from models_mgmt.models import AIModel
 from models_mgmt.services import Status
-from orchestrator import observability
+from orchestrator import deferred, hotcache, observability
 from orchestrator.errors import ServiceError
 from orchestrator.failures import FailureCode
 from providers.adapters import Adapter, ChatParams, Finish, Message, ProviderError
@@ -41,7 +42,7 @@ from usage.services import (
     OverBudget,
     budget_admit,
     prompt_tokens_estimate,
-    usage_record_calls,
+    usage_record,
 )
 
 
@@ -201,10 +202,9 @@ async def completion_stream(
     finally:
         if accounting.calls or accounting.admission.counted:
             # Shielded: a client that goes away cancels this generator, but not the record of what it cost.
-            await asyncio.shield(
-                sync_to_async(usage_record_calls)(
-                    user=user, kind=kind, calls=accounting.calls, admission=accounting.admission
-                )
+            # A server that says so writes it once its response is out (orchestrator/deferred.py).
+            await deferred.now_or_after_response(
+                partial(usage_record, user=user, kind=kind, calls=accounting.calls, admission=accounting.admission)
             )
         elapsed = time.monotonic() - started
         observability.COMPLETIONS.labels(*labels, outcome).inc()
@@ -282,7 +282,11 @@ async def _completion_events(
         current_key = key_id if current is model else None
         if current is model:
             try:
-                plan = await sync_to_async(_admit_and_plan)(current, user, current_key, params, accounting)
+                # On the event loop when the caches hold the key (a cloud model of a user without limits);
+                # a local model's status may ask its server, so that goes to the thread.
+                plan = await hotcache.run(
+                    _admit_and_plan, current, user, current_key, params, accounting, here=not current.is_local
+                )
             except OverBudget as exc:
                 budget = Budget(**exc.as_dict())
                 yield Error(FailureCode.OVER_BUDGET, exc.message, current.ref, budget=budget)

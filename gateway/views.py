@@ -13,6 +13,8 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
+from dataclasses import dataclass, field
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import AbstractBaseUser
@@ -38,6 +40,7 @@ from models_mgmt.services import (
     model_resolve,
     model_status,
 )
+from orchestrator import hotcache
 from orchestrator.sse import event_stream_response
 from providers.services import KeyNotUsable
 from usage.models import RequestKind
@@ -158,18 +161,51 @@ async def model_detail(request: HttpRequest, ref: str) -> HttpResponse:
 
 @csrf_exempt  # bearer tokens only: no cookie, so no cross-site request forgery to guard against
 async def chat_completions(request: HttpRequest) -> HttpResponse:
+    """Django's way in; `gateway.asgi` serves the same endpoint without Django's request cycle, and both
+    answer with `chat_reply`."""
+    if request.method != "POST":
+        return error_response(fmt.method_not_allowed(request.method or "", request.path))
     try:
-        _check_method(request, "POST")
-        raw = _bearer(request)
-        if raw is None:
+        body: bytes | fmt.GatewayError = request.body
+    except RequestDataTooBig:
+        body = fmt.body_too_large()  # reported after the token is checked
+    reply = await chat_reply(bearer=_bearer(request), body=body, key_header=request.headers.get(KEY_HEADER))
+    return reply.django()
+
+
+@dataclass
+class Reply:
+    """An answer before it is rendered: by Django (`django()`) or straight onto ASGI (`gateway.asgi`)."""
+
+    status: int = 200
+    data: dict[str, Any] | None = None  # a JSON body
+    stream: AsyncIterator[bytes] | None = None  # an event stream
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def error(cls, error: fmt.GatewayError) -> Reply:
+        headers = {} if error.retry_after is None else {"Retry-After": str(error.retry_after)}
+        return cls(error.status, error.body(), headers=headers)
+
+    def django(self) -> HttpResponse:
+        if self.stream is not None:
+            response: HttpResponse = event_stream_response(self.stream)
+        else:
+            response = JsonResponse(self.data, status=self.status)
+        for name, value in self.headers.items():
+            response[name] = value
+        return response
+
+
+async def chat_reply(*, bearer: str | None, body: bytes | fmt.GatewayError, key_header: str | None) -> Reply:
+    """POST /v1/chat/completions, whoever carries it. The token, the body and the model are read from the
+    in-process caches when they hold them, else in one trip to the database thread."""
+    try:
+        if bearer is None:
             raise fmt.missing_api_key()
-        try:
-            body: bytes | fmt.GatewayError = request.body
-        except RequestDataTooBig:
-            body = fmt.body_too_large()  # reported after the token is checked, as before
-        user, chat, model, key_id = await sync_to_async(_chat_call)(raw, body, request.headers.get(KEY_HEADER))
+        user, chat, model, key_id = await hotcache.run(_chat_call, bearer, body, key_header)
     except fmt.GatewayError as exc:
-        return error_response(exc)
+        return Reply.error(exc)
 
     if chat.stream:
         events = completion_stream(
@@ -182,17 +218,14 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
         user=user, model=model, messages=chat.messages, params=chat.params, key_id=key_id, kind=RequestKind.GATEWAY
     )
     if result.failure is not None:
-        return error_response(fmt.service_error(result.failure, result.fallback_codes, partial=bool(result.text)))
-    response = JsonResponse(
-        fmt.completion_object(
-            completion_id=fmt.new_completion_id(), created=created, requested=model.ref, result=result
-        )
+        return Reply.error(fmt.service_error(result.failure, result.fallback_codes, partial=bool(result.text)))
+    data = fmt.completion_object(
+        completion_id=fmt.new_completion_id(), created=created, requested=model.ref, result=result
     )
-    response[MODEL_HEADER] = result.model
-    return response
+    return Reply(data=data, headers={MODEL_HEADER: result.model or model.ref})
 
 
-async def _stream(events: AsyncIterator[CompletionEvent], *, requested: str, include_usage: bool) -> HttpResponse:
+async def _stream(events: AsyncIterator[CompletionEvent], *, requested: str, include_usage: bool) -> Reply:
     opening = fmt.Opening(requested=requested)
     try:
         async for event in events:
@@ -204,7 +237,7 @@ async def _stream(events: AsyncIterator[CompletionEvent], *, requested: str, inc
         raise
     if (failure := opening.failure) is not None:
         await _close(events)
-        return error_response(failure)
+        return Reply.error(failure)
 
     writer = fmt.ChunkWriter(opening=opening, include_usage=include_usage)
 
@@ -218,9 +251,7 @@ async def _stream(events: AsyncIterator[CompletionEvent], *, requested: str, inc
                 if chunk := writer.event(event):
                     yield chunk
 
-    response = event_stream_response(body())
-    response[MODEL_HEADER] = opening.model or requested
-    return response
+    return Reply(stream=body(), headers={MODEL_HEADER: opening.model or requested})
 
 
 async def _close(events: AsyncIterator[CompletionEvent]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 import time
 import uuid
@@ -20,6 +21,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from models_mgmt.models import AIModel, LoadState, ModelSource
+from orchestrator import hotcache
 from orchestrator.celery import app as celery_app
 from orchestrator.errors import ServiceError
 from orchestrator.failures import FailureCode
@@ -160,6 +162,14 @@ def model_get(*, ref: str, user: AbstractBaseUser | None = None) -> AIModel:
     """A model `user` may see, by numeric id or by its public reference `<provider>/<model id>`."""
     if unstorable_reason(ref):
         raise ModelNotFound("No model: the name has characters no model's name has")
+    # Per viewer: what one user may see says nothing about another. Forgotten when any model, provider or
+    # user row changes, in every process (orchestrator/hotcache.py).
+    viewer = user.pk if user is not None and user.is_authenticated else None
+    # A copy: a caller may change its model's fields without saving them, and the next caller must not see that.
+    return copy.copy(hotcache.get("model", (viewer, ref), lambda: _model_lookup(ref, user)))
+
+
+def _model_lookup(ref: str, user: AbstractBaseUser | None) -> AIModel:
     queryset = models_visible(user=user)
     found: AIModel | None = None
     if ref.isascii() and ref.isdigit():

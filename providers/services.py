@@ -5,12 +5,14 @@ shown anywhere is `hint`."""
 
 from __future__ import annotations
 
+import copy
 from urllib.parse import urlsplit
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q, QuerySet
 from django.utils.text import slugify
 
+from orchestrator import hotcache
 from orchestrator.errors import ServiceError
 from providers import crypto, guard
 from providers.models import ApiKey, Provider
@@ -59,6 +61,15 @@ def _usable_keys_q(user: AbstractBaseUser | None) -> Q:
 def apikey_for_call(*, user: AbstractBaseUser | None, provider: Provider, key_id: int | None = None) -> ApiKey | None:
     """The key a call by `user` to `provider` uses: the one named by `key_id` (theirs or shared, for this
     provider), else the user's default key, else the default shared key."""
+    # Per caller, provider and named key; forgotten when any key, provider or user row changes, in every
+    # process (orchestrator/hotcache.py). A copy, so a caller's changes to its row stay its own.
+    caller = user.pk if _signed_in(user) else None
+    return copy.copy(
+        hotcache.get("key_for_call", (caller, provider.pk, key_id), lambda: _key_for_call(user, provider, key_id))
+    )
+
+
+def _key_for_call(user: AbstractBaseUser | None, provider: Provider, key_id: int | None) -> ApiKey | None:
     keys = ApiKey.objects.filter(provider=provider).filter(_usable_keys_q(user))
     if key_id is not None:
         named = keys.filter(pk=key_id).first()
@@ -91,7 +102,9 @@ def apikey_usable_get(*, user: AbstractBaseUser | None, key_id: int) -> ApiKey:
 
 def apikey_plaintext(key: ApiKey) -> str:
     """The key itself, for the request it authenticates; raises crypto.DecryptError with a safe message."""
-    return crypto.decrypt(key.secret, aad=crypto.associated_data(key.owner_id, key.provider_id))
+    aad = crypto.associated_data(key.owner_id, key.provider_id)
+    # Kept in this process's memory only, under the ciphertext and its owner: a changed key has a new ciphertext.
+    return hotcache.get("plaintext", (key.secret, aad), lambda: crypto.decrypt(key.secret, aad=aad))
 
 
 def apikey_seal(key: ApiKey, raw: str) -> None:

@@ -13,6 +13,7 @@ from django.test import Client
 from accounts.services import api_token_create
 from codegen.sandbox import sandbox_env_prepare
 from models_mgmt.models import AIModel
+from orchestrator import hotcache
 from orchestrator.celery import app as celery_app
 from providers.kinds import ProviderKind
 from providers.models import Provider
@@ -44,9 +45,12 @@ def _no_real_lm_studio(settings) -> None:  # noqa: ANN001
 
 @pytest.fixture(autouse=True)
 def _isolated_cache() -> Iterator[None]:
+    # The in-process caches too: a rolled-back test leaves no write behind that would empty them.
     cache.clear()
+    hotcache.reset_for_tests()
     yield
     cache.clear()
+    hotcache.reset_for_tests()
 
 
 @pytest.fixture(autouse=True)

@@ -12,27 +12,30 @@ row). After the call the reservation is replaced by what the provider reported."
 
 from __future__ import annotations
 
+import asyncio
 import calendar
 import csv
 import io
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Case, Count, F, Sum, Value, When
 from django.db.models.functions import TruncDate
 from django.db.models.lookups import LessThanOrEqual
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from orchestrator import observability
+from orchestrator import hotcache, observability
 from orchestrator.errors import ServiceError
 from orchestrator.text import unstorable_reason
 from usage.models import Budget, BudgetCounter, Price, UsageRecord
@@ -357,53 +360,156 @@ def usage_record_calls(
 ) -> list[UsageRecord]:
     """Write one record per upstream call, count tokens and cost in Prometheus, and settle the budget
     reservation with what was really used. One trip, after the stream."""
-    table = price_table() if calls else {}
-    records = []
-    tokens_used, cost_used = 0, 0
-    for call in calls:
-        estimated = call.usage is None
-        prompt = call.prompt_estimate if estimated else call.usage.get("prompt_tokens", 0)
-        completion = (
-            -(-call.completion_chars // CHARS_PER_TOKEN) if estimated else call.usage.get("completion_tokens", 0)
-        )
-        if estimated and call.completion_chars == 0 and call.outcome not in ("ok", "cancelled"):
-            prompt = 0  # refused before the prompt was read: nothing to estimate
-        cost = cost_usd(
-            table=table, kind=call.provider_kind, model_id=call.model_id, prompt=prompt, completion=completion
-        )
-        tokens_used += prompt + completion
-        cost_used += to_micro(cost)
-        records.append(
-            UsageRecord(
-                user=user if user is not None and user.is_authenticated else None,
-                created_at=call.started_at,
-                kind=kind,
-                model=call.model_ref,
-                provider=call.provider_name,
-                provider_private=call.private,
-                key_id=call.key_id,
-                prompt_tokens=prompt,
-                completion_tokens=completion,
-                estimated=estimated,
-                latency_ms=call.latency_ms,
-                first_token_ms=call.first_token_ms,
-                outcome=call.outcome[:40],
-                cost_usd=cost,
-            )
-        )
-        provider, model = _labels(call)
-        outcome = observability.reason_label(call.outcome)
-        observability.TOKENS.labels(provider, model, outcome, "prompt").inc(prompt)
-        observability.TOKENS.labels(provider, model, outcome, "completion").inc(completion)
-        observability.COST.labels(provider, model, outcome).inc(float(cost))
+    written = _UsageWrite.of(
+        user=user, kind=kind, calls=calls, admission=admission, table=price_table() if calls else {}
+    )
     # One transaction, so one commit (on SQLite, one fsync) for the records and the counter together.
     with transaction.atomic():
-        if records:
-            UsageRecord.objects.bulk_create(records)
-        if user is not None and user.is_authenticated and (records or admission.counted):
+        written.save()
+    return written.records
+
+
+@dataclass
+class _UsageWrite:
+    """One request's records and budget settlement, made ready before any transaction opens: a read inside
+    a SQLite write transaction (the price table) would make it fail at once when another process writes."""
+
+    user: AbstractBaseUser | None
+    admission: Admission
+    records: list[UsageRecord]
+    tokens_used: int
+    cost_used: int
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        user: AbstractBaseUser | None,
+        kind: str,
+        calls: list[CallRecord],
+        admission: Admission,
+        table: PriceTable,
+    ) -> _UsageWrite:
+        records = []
+        tokens_used, cost_used = 0, 0
+        for call in calls:
+            estimated = call.usage is None
+            prompt = call.prompt_estimate if estimated else call.usage.get("prompt_tokens", 0)
+            completion = (
+                -(-call.completion_chars // CHARS_PER_TOKEN) if estimated else call.usage.get("completion_tokens", 0)
+            )
+            if estimated and call.completion_chars == 0 and call.outcome not in ("ok", "cancelled"):
+                prompt = 0  # refused before the prompt was read: nothing to estimate
+            cost = cost_usd(
+                table=table, kind=call.provider_kind, model_id=call.model_id, prompt=prompt, completion=completion
+            )
+            tokens_used += prompt + completion
+            cost_used += to_micro(cost)
+            records.append(
+                UsageRecord(
+                    user=user if user is not None and user.is_authenticated else None,
+                    created_at=call.started_at,
+                    kind=kind,
+                    model=call.model_ref,
+                    provider=call.provider_name,
+                    provider_private=call.private,
+                    key_id=call.key_id,
+                    prompt_tokens=prompt,
+                    completion_tokens=completion,
+                    estimated=estimated,
+                    latency_ms=call.latency_ms,
+                    first_token_ms=call.first_token_ms,
+                    outcome=call.outcome[:40],
+                    cost_usd=cost,
+                )
+            )
+            provider, model = _labels(call)
+            outcome = observability.reason_label(call.outcome)
+            observability.TOKENS.labels(provider, model, outcome, "prompt").inc(prompt)
+            observability.TOKENS.labels(provider, model, outcome, "completion").inc(completion)
+            observability.COST.labels(provider, model, outcome).inc(float(cost))
+        return cls(user, admission, records, tokens_used, cost_used)
+
+    def save(self) -> None:
+        if self.records:
+            UsageRecord.objects.bulk_create(self.records)
+        user = self.user
+        if user is not None and user.is_authenticated and (self.records or self.admission.counted):
             # Also without a reservation: a counter left from earlier limits stays true to what was spent.
-            _settle(user.pk, admission, tokens_used, cost_used)
-    return records
+            _settle(user.pk, self.admission, self.tokens_used, self.cost_used)
+
+
+def usage_record_many(*, batch: list[dict[str, Any]]) -> list[Exception | None]:
+    """`usage_record_calls` for several requests in one transaction, so one commit (on SQLite, one fsync)
+    for all. Each request's records keep their own savepoint: one that fails is rolled back and reported
+    in its place in the answer, the others are written."""
+    hotcache.heal_connections()  # called from the event loop's database thread, outside any request cycle
+    table = price_table()
+    writes: list[_UsageWrite | Exception] = []
+    for kwargs in batch:
+        try:
+            writes.append(_UsageWrite.of(**kwargs, table=table))
+        except Exception as exc:  # noqa: BLE001 - handed back to the request it belongs to
+            writes.append(exc)
+    try:
+        with transaction.atomic():
+            return [_save(write) for write in writes]
+    except DatabaseError:
+        # Refused at commit (a foreign key checked then, e.g. a user deleted meanwhile): one transaction
+        # each, so one bad request costs nobody else their records.
+        return [_save(write) for write in writes]
+
+
+def _save(write: _UsageWrite | Exception) -> Exception | None:
+    if isinstance(write, Exception):
+        return write
+    try:
+        with transaction.atomic():  # a savepoint inside the batch's transaction, or a transaction alone
+            write.save()
+    except Exception as exc:  # noqa: BLE001 - handed back to the request it belongs to
+        return exc
+    return None
+
+
+class _Pending:
+    """Records waiting for the database thread, on one event loop, and the task writing them."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self.writer: asyncio.Task[None] | None = None
+
+    async def drain(self) -> None:
+        while self.items:
+            batch, self.items = self.items, []
+            try:
+                outcomes = await sync_to_async(usage_record_many)(batch=[kwargs for kwargs, _ in batch])
+            except Exception as exc:  # noqa: BLE001 - the whole transaction failed: every request hears it
+                outcomes = [exc] * len(batch)
+            for (_, done), outcome in zip(batch, outcomes, strict=True):
+                if done.done():
+                    continue
+                if outcome is None:
+                    done.set_result(None)
+                else:
+                    done.set_exception(outcome)
+
+
+_pending: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Pending] = weakref.WeakKeyDictionary()
+
+
+async def usage_record(
+    *, user: AbstractBaseUser | None, kind: str, calls: list[CallRecord], admission: Admission
+) -> None:
+    """`usage_record_calls` from the event loop, returning once the records are committed. Requests that
+    finish while a write is under way are written together by the next one (a group commit): a busy
+    server commits once per batch, not once per request."""
+    loop = asyncio.get_running_loop()
+    pending = _pending.setdefault(loop, _Pending())
+    done: asyncio.Future[None] = loop.create_future()
+    pending.items.append(({"user": user, "kind": kind, "calls": calls, "admission": admission}, done))
+    if pending.writer is None or pending.writer.done():
+        pending.writer = loop.create_task(pending.drain())
+    await done
 
 
 def _settle(user_id: int, admission: Admission, tokens: int, cost: int) -> None:

@@ -42,7 +42,7 @@ def test_no_query_for_the_budget_of_a_user_without_limits(
 ) -> None:  # noqa: ANN001
     accounting = _Accounting(user=alice, prompt_tokens=5)
     _admit_and_plan(openai.model, alice, None, ChatParams(), accounting)  # fills the cache
-    with django_assert_num_queries(1):  # the key, as before accounting
+    with django_assert_num_queries(0):  # the key comes from the in-process cache now
         plan = _admit_and_plan(openai.model, alice, None, ChatParams(), accounting)
     assert isinstance(plan, _Ready) and not accounting.admission.counted
 
@@ -53,6 +53,6 @@ def test_one_update_for_a_user_with_limits(
     budget_set(actor=bob, username="alice", requests_per_minute=100, tokens_per_day=None, cost_per_month_usd=None)
     accounting = _Accounting(user=alice, prompt_tokens=5)
     _admit_and_plan(openai.model, alice, None, ChatParams(), accounting)  # creates the counter row
-    with django_assert_num_queries(2):  # the admitting UPDATE, and the key
+    with django_assert_num_queries(1):  # the admitting UPDATE (the key is in the in-process cache)
         _admit_and_plan(openai.model, alice, None, ChatParams(), accounting)
     assert accounting.admission.counted
