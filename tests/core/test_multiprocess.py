@@ -243,7 +243,7 @@ def test_stop_sent_to_b_stops_the_stream_served_by_a_and_keeps_the_partial_text(
             for line in stream.iter_lines():
                 if line.startswith("event: "):
                     event = line.removeprefix("event: ")
-                elif line.startswith("data: ") and event == "delta":
+                elif line.startswith("data: ") and event == "text":  # the chat page's plain-text pieces
                     received.append(line.removeprefix("data: "))
                     if len(received) == 3:
                         assert web.post(f"{cluster.b}/chat/messages/{answer.pk}/stop/").status_code == 204
