@@ -522,7 +522,8 @@ async def usage_record(
 def _counter_exists(user_id: int) -> bool:
     """Whether the user has a counter row, from the in-process caches: every process hears at once when one
     is created or deleted (`hotcache.watch_rows`, in apps.py), and a user without limits never gets one."""
-    return hotcache.get("budget_counter", user_id, BudgetCounter.objects.filter(user_id=user_id).exists)
+    # The query set is made on a miss only: building it costs more than the cached answer.
+    return hotcache.get("budget_counter", user_id, lambda: BudgetCounter.objects.filter(user_id=user_id).exists())
 
 
 def _settle(user_id: int, admission: Admission, tokens: int, cost: int) -> None:
