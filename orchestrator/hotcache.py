@@ -4,7 +4,8 @@ its plaintext), dropped AT ONCE in every process when any of the rows they come 
 How every process learns of a change: one *generation* shared by all processes. Any INSERT, UPDATE or DELETE
 of the tables the caches read from (seen by a database execute wrapper installed on every connection, so
 `QuerySet.update()`, the admin and the Celery worker are covered as well as `save()`) bumps it, once when the
-statement runs and again when its transaction commits. Every cached read first compares the generation with
+statement runs and again when its transaction commits. For tables where only whether a row exists is cached
+(`watch_rows`), inserts and deletes bump it, updates do not. Every cached read first compares the generation with
 the one its entries were made under, and starts afresh when it moved. The generation lives
 
 - in Redis (`INCR` one key) when REDIS_URL is set: one GET per check, so two machines agree too;
