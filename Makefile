@@ -67,7 +67,7 @@ emulators: $(BIN)/.dev
 	$(BIN)/python -m tests.fakes.serve_all $(EMULATOR_ARGS)
 
 clean:
-	rm -rf $(VENV) var/test-db.sqlite3 var/sandbox-env .pytest_cache .coverage test-artifacts
+	rm -rf $(VENV) var/test-db.sqlite3 var/test-db.sqlite3-wal var/test-db.sqlite3-shm var/sandbox-env .pytest_cache .coverage test-artifacts
 
 # Benchmarks (see bench/RESULTS.md): make bench [N=1000] [N_STREAM=500] [RPS_C=50] [C=200] [WEB_WORKERS=2]
 # [ONLY=overhead,stream,rps,streams,listing,fallback,page] [LITELLM=0]. The peer, LiteLLM's proxy, lives in a

@@ -4,7 +4,8 @@ its plaintext), dropped AT ONCE in every process when any of the rows they come 
 How every process learns of a change: one *generation* shared by all processes. Any INSERT, UPDATE or DELETE
 of the tables the caches read from (seen by a database execute wrapper installed on every connection, so
 `QuerySet.update()`, the admin and the Celery worker are covered as well as `save()`) bumps it, once when the
-statement runs and again when its transaction commits. Every cached read first compares the generation with
+statement runs and again when its transaction commits. For tables where only whether a row exists is cached
+(`watch_rows`), inserts and deletes bump it, updates do not. Every cached read first compares the generation with
 the one its entries were made under, and starts afresh when it moved. The generation lives
 
 - in Redis (`INCR` one key) when REDIS_URL is set: one GET per check, so two machines agree too;
@@ -218,9 +219,14 @@ def reset_for_tests() -> None:
 # --- noticing writes ---------------------------------------------------------------------------------------
 
 _WATCHED: frozenset[str] = frozenset()
-_WRITE = re.compile(r'^\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM|TRUNCATE(?:\s+TABLE)?)\s+"?([\w.]+)"?', re.IGNORECASE)
+# Tables where only a row's coming or going matters to a cached answer (whether it exists), not its contents.
+_WATCHED_ROWS: frozenset[str] = frozenset()
+_WRITE = re.compile(r'^\s*(INSERT\s+INTO|UPDATE|DELETE\s+FROM|TRUNCATE(?:\s+TABLE)?)\s+"?([\w.]+)"?', re.IGNORECASE)
 # Bookkeeping writes no cached answer depends on (they happen on every use, so must not empty the caches).
 _IGNORED = re.compile(r'^\s*UPDATE\s+"?\w+"?\s+SET\s+"?(?:last_used_at|last_login)"?\s*=\s*%s\s+WHERE', re.IGNORECASE)
+# The first characters a write can start with: every other statement (SELECT, SAVEPOINT, RELEASE...) is
+# passed over without a regex, since this runs for every query of every process.
+_WRITE_STARTS = frozenset("IiUuDdTt \t\r\n")
 
 
 def watch(tables: set[str]) -> None:
@@ -228,9 +234,23 @@ def watch(tables: set[str]) -> None:
     _WATCHED = frozenset(t.lower() for t in tables)
 
 
+def watch_rows(tables: set[str]) -> None:
+    """Also bump on inserting or deleting rows of `tables` (not on updating them: a cached answer says only
+    whether a row is there)."""
+    global _WATCHED_ROWS
+    _WATCHED_ROWS = _WATCHED_ROWS | {t.lower() for t in tables}
+
+
 def _touches_watched(sql: str) -> bool:
+    if sql[:1] not in _WRITE_STARTS:
+        return False
     found = _WRITE.match(sql)
-    return bool(found) and found.group(1).lower() in _WATCHED and not _IGNORED.match(sql)
+    if not found:
+        return False
+    table = found.group(2).lower()
+    if table in _WATCHED:
+        return not _IGNORED.match(sql)
+    return table in _WATCHED_ROWS and found.group(1)[0] not in "Uu"
 
 
 def _execute_wrapper(connection: BaseDatabaseWrapper) -> Callable[..., Any]:

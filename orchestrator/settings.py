@@ -98,7 +98,20 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory, so that a Celery worker process started by a test sees the test database.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # WAL with synchronous=NORMAL: a commit appends to the write-ahead log without waiting for the disk (the
+    # log is synced at checkpoints), and readers never wait for the writer nor the writer for readers. The
+    # database cannot be corrupted this way; what an OS crash or power cut may lose is the last commits
+    # before it (never on a mere process crash). The default (a rollback journal, synchronous=FULL) made
+    # every usage write wait for several fsyncs. IMMEDIATE: a transaction takes the write lock when it
+    # begins, so it waits (up to `timeout`) for another writer, instead of failing with "database is locked"
+    # when a read inside it tries to become a write.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
+            "transaction_mode": "IMMEDIATE",
+        }
+    )
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0)
 

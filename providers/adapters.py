@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import orjson
 from django.conf import settings
 
 from orchestrator.failures import FailureCode
@@ -138,6 +139,17 @@ class ProviderError(Exception):
         reason = GENERIC_REASONS.get(self.code, "the request failed")
         status = f": HTTP {self.status_code}" if self.status_code else ""
         return f"{self.label}: {reason}{status}"
+
+
+def _loads(data: str | bytes) -> Any:
+    """JSON of a stream event (one per event of every stream): orjson, which is several times faster, or json
+    for what only json reads (NaN, an escaped lone surrogate), so the same input is accepted as before (orjson
+    reads an integer over 64 bits as a float: no count a provider reports comes near). Either raises a
+    ValueError on what is not JSON."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
 
 
 def _status_code_class(status: int) -> FailureCode:
@@ -272,7 +284,7 @@ class Adapter(ABC):
                     "the connection broke before the answer was complete", code=FailureCode.STREAM_CUT
                 ) from None
         try:
-            return json.loads(raw)
+            return _loads(raw)
         except ValueError:
             raise self._error("sent a reply that is not JSON", code=FailureCode.BAD_RESPONSE) from None
 
@@ -381,7 +393,7 @@ class OpenAIAdapter(Adapter):
             if data.strip() == "[DONE]":
                 yield Finish(finish_reason, usage)
                 return
-            chunk = json.loads(data)
+            chunk = _loads(data)
             if "error" in chunk:  # an error after HTTP 200 comes as a data line
                 raise self.error_of(500, chunk, httpx.Headers())
             usage = _openai_usage(chunk.get("usage")) or usage
@@ -517,7 +529,7 @@ class AnthropicAdapter(Adapter):
         usage = Usage()
         finish_reason: str | None = None
         async for event, data in events:
-            payload = json.loads(data)
+            payload = _loads(data)
             kind = event or payload.get("type")
             if kind == "error":  # may come after HTTP 200, e.g. overloaded mid-answer
                 raise self.error_of(500, payload, httpx.Headers())
@@ -619,7 +631,7 @@ class GeminiAdapter(Adapter):
         finish_reason: str | None = None
         usage: Usage | None = None
         async for _, data in events:
-            payload = json.loads(data)
+            payload = _loads(data)
             if "error" in payload:
                 raise self.error_of(int(payload["error"].get("code") or 500), payload, httpx.Headers())
             text, reason, piece_usage = self._pieces(payload)

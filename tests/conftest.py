@@ -25,6 +25,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Django deletes the old SQLite test database before creating a new one, but not its write-ahead log
+    (WAL mode, see settings): a log left by a killed run could be replayed into the fresh database."""
+    database = django_settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.sqlite3" and database.get("TEST", {}).get("NAME"):
+        if session.config.getoption("reuse_db", default=False):
+            return
+        name = Path(database["TEST"]["NAME"])
+        for suffix in ("-wal", "-shm"):
+            name.with_name(name.name + suffix).unlink(missing_ok=True)
+
+
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(request: pytest.FixtureRequest, settings) -> None:  # noqa: ANN001
     """PBKDF2 at full strength costs a third of a second per user; the cast needs no such strength.

@@ -436,7 +436,9 @@ class _UsageWrite:
         user = self.user
         if user is not None and user.is_authenticated and (self.records or self.admission.counted):
             # Also without a reservation: a counter left from earlier limits stays true to what was spent.
-            _settle(user.pk, self.admission, self.tokens_used, self.cost_used)
+            # Without a reservation and without a counter row the UPDATE would change nothing: not sent then.
+            if self.admission.counted or _counter_exists(user.pk):
+                _settle(user.pk, self.admission, self.tokens_used, self.cost_used)
 
 
 def usage_record_many(*, batch: list[dict[str, Any]]) -> list[Exception | None]:
@@ -444,6 +446,11 @@ def usage_record_many(*, batch: list[dict[str, Any]]) -> list[Exception | None]:
     for all. Each request's records keep their own savepoint: one that fails is rolled back and reported
     in its place in the answer, the others are written."""
     hotcache.heal_connections()  # called from the event loop's database thread, outside any request cycle
+    with hotcache.checked():  # the caches' generation read once for the batch, not once per request
+        return _record_many(batch)
+
+
+def _record_many(batch: list[dict[str, Any]]) -> list[Exception | None]:
     table = price_table()
     writes: list[_UsageWrite | Exception] = []
     for kwargs in batch:
@@ -510,6 +517,13 @@ async def usage_record(
     if pending.writer is None or pending.writer.done():
         pending.writer = loop.create_task(pending.drain())
     await done
+
+
+def _counter_exists(user_id: int) -> bool:
+    """Whether the user has a counter row, from the in-process caches: every process hears at once when one
+    is created or deleted (`hotcache.watch_rows`, in apps.py), and a user without limits never gets one."""
+    # The query set is made on a miss only: building it costs more than the cached answer.
+    return hotcache.get("budget_counter", user_id, lambda: BudgetCounter.objects.filter(user_id=user_id).exists())
 
 
 def _settle(user_id: int, admission: Admission, tokens: int, cost: int) -> None:

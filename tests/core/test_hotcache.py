@@ -1,6 +1,6 @@
 """The in-process caches (orchestrator/hotcache.py): every write to a table they read from empties them, in
 this process and (through the generation) in every other; bookkeeping writes do not; each entry is the
-caller's own."""
+caller's own. A table watched for its rows only (budget counters) empties them on insert and delete."""
 
 import threading
 from pathlib import Path
@@ -19,6 +19,7 @@ from orchestrator import hotcache
 from providers.models import ApiKey
 from providers.services import apikey_for_call, apikey_plaintext
 from tests.conftest import cloud_provider
+from usage.models import BudgetCounter
 
 pytestmark = pytest.mark.django_db
 
@@ -74,6 +75,26 @@ def test_bookkeeping_writes_do_not_empty_the_caches(alice: User) -> None:
     assert hotcache.get("t", 1, lambda: "y") == "x"
     User.objects.filter(pk=alice.pk).update(last_login=timezone.now(), is_active=True)
     assert hotcache.get("t", 1, lambda: "y") == "y"
+
+
+def test_a_table_watched_for_its_rows_empties_the_caches_on_insert_and_delete_only(alice: User) -> None:
+    # usage.apps registers the budget counters so: an UPDATE of one (every limited request) keeps the caches.
+    hotcache.get("t", 1, lambda: "x")
+    BudgetCounter.objects.filter(user=alice).update(day_tokens=1)
+    assert hotcache.get("t", 1, lambda: "y") == "x"
+    counter = BudgetCounter.objects.create(user=alice)
+    assert hotcache.get("t", 1, lambda: "y") == "y"
+    counter.delete()
+    assert hotcache.get("t", 1, lambda: "z") == "z"
+
+
+def test_writes_are_told_from_reads_by_their_first_word() -> None:
+    watched = AIModel._meta.db_table
+    assert hotcache._touches_watched(f'  \n  UPDATE "{watched}" SET "active" = %s WHERE "id" = %s')
+    assert hotcache._touches_watched(f'DELETE FROM "{watched}" WHERE "id" = %s')
+    assert not hotcache._touches_watched(f'SELECT "{watched}"."id" FROM "{watched}"')
+    assert not hotcache._touches_watched('SAVEPOINT "s1"')
+    assert not hotcache._touches_watched("")
 
 
 def test_cached_only_refuses_to_load() -> None:

@@ -1,5 +1,6 @@
 """Usage records of requests that end together are written in one transaction (usage_record,
-usage_record_many), and one request that cannot be written costs no other request its records."""
+usage_record_many), and one request that cannot be written costs no other request its records. A budget
+counter is settled whenever the user has one, and no UPDATE is sent when there is none."""
 
 import asyncio
 import time
@@ -9,10 +10,11 @@ from datetime import UTC, datetime
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
-from django.db import connections
+from django.db import connection, connections
+from django.test.utils import CaptureQueriesContext
 
-from usage.models import UsageRecord
-from usage.services import Admission, CallRecord, usage_record, usage_record_many
+from usage.models import BudgetCounter, UsageRecord
+from usage.services import Admission, CallRecord, Periods, usage_record, usage_record_many
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -71,3 +73,28 @@ def test_a_failure_reaches_the_request_that_waits_for_it(alice: User, charlie: U
     first, second = asyncio.run(both())
     assert isinstance(first, Exception) and second is None
     assert UsageRecord.objects.filter(user=alice).count() == 1
+
+
+def _counter_updates(queries: CaptureQueriesContext) -> list[str]:
+    return [q["sql"] for q in queries.captured_queries if q["sql"].startswith('UPDATE "usage_budgetcounter"')]
+
+
+def test_without_a_reservation_or_a_counter_there_is_nothing_to_settle(alice: User) -> None:
+    with CaptureQueriesContext(connection) as queries:
+        assert usage_record_many(batch=[item(alice), item(alice)]) == [None, None]
+    assert _counter_updates(queries) == []
+    assert UsageRecord.objects.filter(user=alice).count() == 2 and not BudgetCounter.objects.exists()
+
+
+def test_a_counter_left_from_earlier_limits_still_counts_what_is_spent(alice: User) -> None:
+    assert usage_record_many(batch=[item(alice)]) == [None]  # no counter yet: remembered as such
+    periods = Periods.at(datetime.now(tz=UTC))
+    BudgetCounter.objects.create(user=alice, day=periods.day, day_tokens=100, month=periods.month)
+    with CaptureQueriesContext(connection) as queries:
+        assert usage_record_many(batch=[item(alice)]) == [None]
+    assert len(_counter_updates(queries)) == 1
+    assert BudgetCounter.objects.get(user=alice).day_tokens == 112  # 5 prompt + 7 completion tokens
+    BudgetCounter.objects.filter(user=alice).delete()
+    with CaptureQueriesContext(connection) as queries:
+        assert usage_record_many(batch=[item(alice)]) == [None]
+    assert _counter_updates(queries) == []
