@@ -293,10 +293,12 @@ class Adapter(ABC):
             try:
                 lines = _idle_limited(r.aiter_lines(), settings.COMPLETION_IDLE_TIMEOUT)
                 async for item in self.stream_items(_sse(lines)):
-                    finished = finished or isinstance(item, Finish)
+                    if isinstance(item, Finish) and not finished:
+                        # Before the Finish is handed on: a caller typically stops reading (and closes this
+                        # generator) as soon as it has it.
+                        finished = True
+                        await _drain(lines)
                     yield item
-                if finished:
-                    await _drain(lines)
             except (httpx.ReadTimeout, TimeoutError):
                 raise self._error(
                     f"the stream stalled for {settings.COMPLETION_IDLE_TIMEOUT:g} s", code=FailureCode.STALLED

@@ -6,6 +6,7 @@ OpenAI and most servers do) and counts the connections it accepted."""
 import socket
 import threading
 from collections.abc import Iterator
+from contextlib import aclosing
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -103,7 +104,14 @@ async def _streams(url: str, times: int) -> list[list[object]]:
     adapter = OpenAIAdapter(base_url=url, api_key="sk-test-key", guarded=False)
     results = []
     for _ in range(times):
-        results.append([item async for item in adapter.stream("m", MESSAGES, ChatParams())])
+        items: list[object] = []
+        # As the completions service does: stop reading at the Finish and close the stream.
+        async with aclosing(adapter.stream("m", MESSAGES, ChatParams())) as stream:
+            async for item in stream:
+                items.append(item)
+                if isinstance(item, Finish):
+                    break
+        results.append(items)
     return results
 
 
