@@ -596,18 +596,21 @@ class _AiohttpTransport(AiohttpTransport):
     ConnectTimeout. With a ``guard`` resolver every connection goes through the guard."""
 
     def __init__(self, *, verify: ssl.SSLContext | bool, limits: httpx.Limits, guard: GuardedResolver | None) -> None:
-        super().__init__(verify=verify, trust_env=False, limits=limits)
+        # An unguarded client honours the environment's proxy and CA settings, as httpx's own does; a guarded one
+        # never: a proxy would make the connection the guard checked one to the proxy.
+        super().__init__(verify=verify, trust_env=guard is None, limits=limits)
         self._guard = guard
 
     def get_client(self) -> aiohttp.ClientSession:
+        keepalive = {} if self.limits.keepalive_expiry is None else {"keepalive_timeout": self.limits.keepalive_expiry}
         connector = aiohttp.TCPConnector(
             limit=self.limits.max_connections or 0,
-            keepalive_timeout=self.limits.keepalive_expiry or 0,
             ssl=self.ssl_context,
             resolver=self._guard,
             use_dns_cache=self._guard is None,
+            **keepalive,
         )
-        return aiohttp.ClientSession(connector=connector, trust_env=False)
+        return aiohttp.ClientSession(connector=connector, trust_env=self._guard is None)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         try:

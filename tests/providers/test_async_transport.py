@@ -88,3 +88,21 @@ def test_a_refused_connection_is_a_connect_error(settings: Settings, guarded: bo
     transport = guarded_async_transport() if guarded else http_async_transport()
     [result] = _get(transport, f"http://127.0.0.1:{_closed_port()}/")
     assert type(result) is httpx.ConnectError and not isinstance(result, GuardError)
+
+
+@pytest.mark.parametrize("guarded", [True, False])
+def test_only_the_unguarded_transport_takes_the_proxy_from_the_environment(
+    upstream: Upstream, settings: Settings, monkeypatch: pytest.MonkeyPatch, guarded: bool
+) -> None:
+    settings.PRIVATE_UPSTREAM_ALLOWLIST = ["127.0.0.1"]
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{upstream.port}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    transport = guarded_async_transport() if guarded else http_async_transport()
+    [result] = _get(transport, "http://proxied.invalid/v1/models")
+    if guarded:
+        # Straight to the name, which cannot resolve (RFC 6761): the proxy saw nothing.
+        assert isinstance(result, httpx.ConnectError) and upstream.requests == []
+    else:
+        assert isinstance(result, httpx.Response) and result.status_code == 200
+        assert upstream.requests == ["http://proxied.invalid/v1/models"]
