@@ -305,7 +305,11 @@ class Adapter(ABC):
             try:
                 lines = _idle_limited(r.aiter_lines(), settings.COMPLETION_IDLE_TIMEOUT)
                 async for item in self.stream_items(_sse(lines)):
-                    finished = finished or isinstance(item, Finish)
+                    if isinstance(item, Finish) and not finished:
+                        # Before the Finish is handed on: a caller typically stops reading (and closes this
+                        # generator) as soon as it has it.
+                        finished = True
+                        await _drain(lines)
                     yield item
             except (httpx.ReadTimeout, TimeoutError):
                 raise self._error(
@@ -329,6 +333,24 @@ async def _idle_limited(lines: AsyncIterator[str], idle: float) -> AsyncIterator
         except StopAsyncIteration:
             return
         yield line
+
+
+# What may follow the end marker ([DONE], message_stop) before the body ends: a blank line and the chunked
+# framing's last chunk, normally in the same packet. Far more, or a wait, is not worth the connection.
+_DRAIN_LINES = 16
+_DRAIN_SECONDS = 0.5
+
+
+async def _drain(lines: AsyncIterator[str]) -> None:
+    """Read a finished stream to its end, so that httpcore hands the keep-alive connection back to the pool:
+    a response closed with its body unread closes the connection, and the next request to the upstream pays
+    a new TCP (and TLS) handshake. A stream that does not end promptly is simply closed."""
+    try:
+        async with asyncio.timeout(_DRAIN_SECONDS):
+            for _ in range(_DRAIN_LINES):
+                await anext(lines)
+    except (StopAsyncIteration, TimeoutError, httpx.HTTPError):
+        pass
 
 
 async def _sse(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str | None, str]]:

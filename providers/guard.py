@@ -30,14 +30,17 @@ import time
 import unicodedata
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 import anyio
 import httpcore
 import httpx
+from aiohttp.abc import AbstractResolver, ResolveResult
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from httpx_aiohttp import AiohttpTransport
 
 __all__ = [
     "METADATA_ADDRESSES",
@@ -49,6 +52,7 @@ __all__ = [
     "GuardConnectError",
     "GuardError",
     "GuardedAsyncBackend",
+    "GuardedResolver",
     "GuardedSyncBackend",
     "Resolver",
     "address_problem",
@@ -57,6 +61,7 @@ __all__ = [
     "current_allowlist",
     "guarded_async_transport",
     "guarded_transport",
+    "http_async_transport",
     "parse_allowlist",
     "resolve",
     "validate_base_url",
@@ -497,17 +502,6 @@ class _GuardedHTTPTransport(httpx.HTTPTransport):
             raise blocked from exc.__cause__
 
 
-class _GuardedAsyncHTTPTransport(httpx.AsyncHTTPTransport):
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        try:
-            return await super().handle_async_request(request)
-        except httpx.ConnectError as exc:
-            blocked = _blocked(exc, request)
-            if blocked is None:
-                raise
-            raise blocked from exc.__cause__
-
-
 # httpx 0.28 has no network_backend argument, so the transport's pool is replaced after construction. This is the
 # one place that depends on httpx internals: HTTPTransport/AsyncHTTPTransport keep their httpcore pool in `_pool`
 # and send every request through it (tests/providers/test_guard.py::test_httpx_internals_still_match pins it).
@@ -559,14 +553,91 @@ def guarded_transport(
     return transport
 
 
+class GuardedResolver(AbstractResolver):
+    """The aiohttp counterpart of the guarded backends: a guarded connector asks this resolver for a host's
+    addresses, gets them only when every one passes the guard, and dials those addresses (the name goes only into
+    TLS as server_hostname). aiohttp's DNS cache must be off for it, or a cached answer would skip the check."""
+
+    def __init__(self, resolver: AsyncResolver | None = None) -> None:
+        self._resolver: AsyncResolver = resolver or _resolve_async
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        try:
+            addresses = list(await self._resolver(host, port))
+        except UnicodeError as exc:
+            raise OSError(str(exc)) from exc  # aiohttp reports an OSError from a resolver as a failed lookup
+        check_address(host, addresses)
+        return [
+            {
+                "hostname": host,
+                "host": address,
+                "port": port,
+                "family": socket.AF_INET6 if ":" in address else socket.AF_INET,
+                "proto": 0,
+                "flags": socket.AI_NUMERICHOST,
+            }
+            for address in addresses
+        ]
+
+    async def close(self) -> None:
+        return None
+
+
+def _looks_like_address(host: str) -> bool:
+    # aiohttp's own test (helpers.is_ip_address): such a host is dialled as it is, without asking the resolver.
+    return ":" in host or host.replace(".", "").isdigit()
+
+
+class _AiohttpTransport(AiohttpTransport):
+    """httpx-aiohttp's transport, with one aiohttp session (created on the loop of the first request) and
+    failures typed as httpx's own transport types them: httpx-aiohttp reports a refused connection as a
+    ConnectTimeout. With a ``guard`` resolver every connection goes through the guard."""
+
+    def __init__(self, *, verify: ssl.SSLContext | bool, limits: httpx.Limits, guard: GuardedResolver | None) -> None:
+        # An unguarded client honours the environment's proxy and CA settings, as httpx's own does; a guarded one
+        # never: a proxy would make the connection the guard checked one to the proxy.
+        super().__init__(verify=verify, trust_env=guard is None, limits=limits)
+        self._guard = guard
+
+    def get_client(self) -> aiohttp.ClientSession:
+        keepalive = {} if self.limits.keepalive_expiry is None else {"keepalive_timeout": self.limits.keepalive_expiry}
+        connector = aiohttp.TCPConnector(
+            limit=self.limits.max_connections or 0,
+            ssl=self.ssl_context,
+            resolver=self._guard,
+            use_dns_cache=self._guard is None,
+            **keepalive,
+        )
+        return aiohttp.ClientSession(connector=connector, trust_env=self._guard is None)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            if self._guard is not None and _looks_like_address(request.url.host):
+                # An address literal needs no lookup, so aiohttp never asks the resolver: check it here.
+                await self._guard.resolve(request.url.host, request.url.port or 0)
+            return await super().handle_async_request(request)
+        except GuardError as exc:
+            raise BlockedByGuard(exc.message, request=request) from exc
+        except httpx.ConnectTimeout as exc:
+            cause = exc.__cause__
+            if isinstance(cause, aiohttp.ClientConnectorError) and not isinstance(cause, asyncio.TimeoutError):
+                raise httpx.ConnectError(str(cause), request=request) from cause
+            raise
+
+
+def http_async_transport(*, limits: httpx.Limits | None = None) -> httpx.AsyncBaseTransport:
+    """An unguarded aiohttp-backed transport for httpx.AsyncClient (for upstreams an administrator configured)."""
+    return _AiohttpTransport(verify=True, limits=limits or httpx.Limits(), guard=None)
+
+
 def guarded_async_transport(
     *,
     verify: ssl.SSLContext | bool = True,
     limits: httpx.Limits | None = None,
     resolver: AsyncResolver | None = None,
-) -> httpx.AsyncHTTPTransport:
-    """The asyncio counterpart of guarded_transport, for httpx.AsyncClient."""
-    transport = _guarded(
-        _GuardedAsyncHTTPTransport, httpcore.AsyncConnectionPool, GuardedAsyncBackend(resolver), verify, limits
-    )
-    return cast(httpx.AsyncHTTPTransport, transport)
+) -> httpx.AsyncBaseTransport:
+    """The asyncio counterpart of guarded_transport, for httpx.AsyncClient: aiohttp underneath, with every
+    connection resolved and checked by GuardedResolver. No proxy (trust_env is off)."""
+    return _AiohttpTransport(verify=verify, limits=limits or httpx.Limits(), guard=GuardedResolver(resolver))

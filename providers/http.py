@@ -6,6 +6,7 @@ outbound guard, which resolves the host itself and refuses internal addresses at
 import asyncio
 import threading
 import weakref
+from collections.abc import AsyncGenerator
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -62,17 +63,45 @@ def close_upstream_clients() -> None:
         _clients.clear()
 
 
-# An httpx.AsyncClient belongs to the event loop it first ran on; one pool per loop and upstream.
+# An httpx.AsyncClient (and the aiohttp session under it) belongs to the event loop it first ran on; one pool
+# per loop and upstream.
 _async_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, bool], httpx.AsyncClient]]" = (
     weakref.WeakKeyDictionary()
 )
+# Per loop, the suspended generator that closes its clients (see _closed_with_loop).
+_closers: dict[int, AsyncGenerator[None, None]] = {}
+
+
+async def _closed_with_loop(loop: asyncio.AbstractEventLoop) -> AsyncGenerator[None, None]:
+    """Stays suspended while its loop runs. asyncio.run (which uvicorn and asgiref's async_to_sync use for their
+    loops) closes the suspended async generators before it closes the loop, and that closes the loop's clients
+    there: an aiohttp session left open would be reported as unclosed when collected."""
+    try:
+        yield
+    finally:
+        for client in (_async_clients.pop(loop, None) or {}).values():
+            await client.aclose()
+        _closers.pop(id(loop), None)
+
+
+def _watch(loop: asyncio.AbstractEventLoop) -> None:
+    closer = _closed_with_loop(loop)
+    try:
+        # Its first step registers it with the running loop (asyncgen hooks) and runs it to the `yield`.
+        closer.__anext__().send(None)
+    except StopIteration:
+        pass
+    _closers[id(loop)] = closer
 
 
 def upstream_async_client(base_url: str, *, guarded: bool = False) -> httpx.AsyncClient:
     """The pooled async client for one upstream on the running loop. Per-request timeouts are set by
     the caller: a model's first byte and a key test want very different ones."""
     loop = asyncio.get_running_loop()
-    per_loop = _async_clients.setdefault(loop, {})
+    per_loop = _async_clients.get(loop)
+    if per_loop is None:
+        per_loop = _async_clients[loop] = {}
+        _watch(loop)
     key = (base_url.rstrip("/"), guarded)
     client = per_loop.get(key)
     if client is None or client.is_closed:
@@ -82,7 +111,9 @@ def upstream_async_client(base_url: str, *, guarded: bool = False) -> httpx.Asyn
             timeout=_timeout(),
             limits=limits,
             follow_redirects=False,
-            transport=guard.guarded_async_transport(limits=limits) if guarded else None,
+            transport=guard.guarded_async_transport(limits=limits)
+            if guarded
+            else guard.http_async_transport(limits=limits),
             trust_env=not guarded,
         )
         per_loop[key] = client

@@ -103,10 +103,10 @@ def test_sse_framing() -> None:
     assert async_to_sync(collect)() == [("ping", "{}"), (None, "a\nb"), (None, "tail")]
 
 
-@respx.mock
-def test_openai_non_stream_parse_and_bad_shape() -> None:
+@respx.mock(using="httpx")  # at the client, whatever transport sends the requests
+def test_openai_non_stream_parse_and_bad_shape(respx_mock: respx.MockRouter) -> None:
     adapter = OpenAIAdapter(base_url="http://upstream.test/v1", api_key="sk-x")
-    route = respx.post("http://upstream.test/v1/chat/completions")
+    route = respx_mock.post("http://upstream.test/v1/chat/completions")
     route.return_value = httpx.Response(
         200,
         json={
@@ -123,9 +123,9 @@ def test_openai_non_stream_parse_and_bad_shape() -> None:
     assert caught.value.code == FailureCode.BAD_RESPONSE
 
 
-@respx.mock
-def test_gemini_model_list_keeps_chat_models() -> None:
-    respx.get("http://g.test/v1beta/models").return_value = httpx.Response(
+@respx.mock(using="httpx")  # at the client, whatever transport sends the requests
+def test_gemini_model_list_keeps_chat_models(respx_mock: respx.MockRouter) -> None:
+    respx_mock.get("http://g.test/v1beta/models").return_value = httpx.Response(
         200,
         json={
             "models": [
