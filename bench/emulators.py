@@ -51,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     openai = FakeOpenAI(keys={KEY})
+    # As a real provider does: the next request reuses a streamed answer's connection (for every party).
+    openai.keep_streams_alive = True
     lmstudio = FakeLMStudio()
     lmstudio.make_models(args.lmstudio_models)
     for server in (openai, lmstudio):

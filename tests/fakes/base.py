@@ -153,9 +153,10 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(resp.body)
             return
         # Chunked framing lets clients tell a clean end from an abrupt cut.
-        self.close_connection = True
         self.send_header("Transfer-Encoding", "chunked")
-        self.send_header("Connection", "close")
+        if not self.server.owner.keep_streams_alive:
+            self.close_connection = True
+            self.send_header("Connection", "close")
         self.end_headers()
         stopping = self.server.owner.stopping
         for sent, chunk in enumerate(c for c in resp.stream if c):
@@ -187,6 +188,9 @@ class FakeServer:
         self.port = port  # 0 until start(), then the real port (kept across set_down)
         self.response_delay: float = 0.0
         self.stopping = threading.Event()  # set by stop(); waits inside handlers use it
+        # Real providers keep a streamed answer's connection open for the next request; the tests' servers
+        # close it (a test that counts connections or cuts a stream wants each stream on its own).
+        self.keep_streams_alive = False
         self._routes: list[tuple[str, re.Pattern[str], Route]] = []
         self._log: list[FakeRequest] = []
         self._log_lock = threading.Lock()
