@@ -1,6 +1,7 @@
 """Two real server processes on one database cannot overspend a budget by racing: requests fired at both
 at once are admitted exactly up to the limit."""
 
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -47,9 +48,16 @@ def test_requests_per_minute_across_two_processes(servers: list[str], cloud: Clo
     budget_set(actor=bob, username="alice", requests_per_minute=5, tokens_per_day=None, cost_per_month_usd=None)
     _, token = api_token_create(user=alice, name="race")
     payload = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hello there"}]}
+    first_minute = int(time.time() // 60)
     statuses = fire(servers, token, payload)
-    assert sorted(statuses) == [200] * 5 + [429] * (REQUESTS - 5), statuses
-    assert cloud.fake.chat_count == 5 and UsageRecord.objects.filter(user=alice).count() == 5
+    minutes = int(time.time() // 60) - first_minute + 1
+    admitted = statuses.count(200)
+    assert statuses.count(429) == REQUESTS - admitted, statuses
+    if minutes == 1:
+        assert admitted == 5, statuses
+    else:  # the burst straddled a minute boundary (the limit counts per calendar minute): 5 in each at most
+        assert 5 <= admitted <= 5 * minutes, statuses
+    assert cloud.fake.chat_count == admitted and UsageRecord.objects.filter(user=alice).count() == admitted
 
 
 def test_tokens_per_day_across_two_processes(servers: list[str], cloud: Cloud, alice: User, bob: User) -> None:
