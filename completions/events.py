@@ -9,18 +9,20 @@ user's private provider, kept out of shared metrics."""
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from orchestrator.failures import FailureCode
 
 
-class _Event:
+class _Event(ABC):
     __slots__ = ()
     name: ClassVar[str]
 
+    @abstractmethod
     def as_data(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """The event's JSON payload, as the chat page and API clients read it."""
 
     def sse(self) -> bytes:
         return f"event: {self.name}\ndata: {json.dumps(self.as_data(), ensure_ascii=False)}\n\n".encode()
