@@ -32,6 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import Harness, Server, Setup  # noqa: E402
+from tests.browser.chromium import CHROMIUM, LAUNCH_ARGS  # noqa: E402
 
 TARGET_WORDS, TARGET_SECONDS = 15_000, 10.0
 LINEAR_LIMIT = 1.5
@@ -209,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default=os.environ.get("CHAT_SIZES", "1000,5000,15000"))
     parser.add_argument("--cap", type=float, default=float(os.environ.get("CHAT_CAP", "120")))
-    parser.add_argument("--chromium", default=os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
+    parser.add_argument("--chromium", default=CHROMIUM)
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     if not Path(args.chromium).exists():
@@ -229,14 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         browser = playwright.chromium.launch(
             executable_path=args.chromium,
             headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
+            args=LAUNCH_ARGS,
         )
         try:
             for words in sizes:

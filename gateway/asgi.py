@@ -22,6 +22,7 @@ from django.http.request import split_domain_port, validate_host
 from gateway import openai_format as fmt
 from gateway.views import KEY_HEADER, Reply, chat_reply
 from orchestrator import deferred, hotcache
+from orchestrator.sse import SSE_HEADERS
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -31,6 +32,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 PATH = "/v1/chat/completions"
 _KEY_HEADER = KEY_HEADER.lower().encode()
+_SSE_HEADERS = [(name.lower().encode(), value.encode()) for name, value in SSE_HEADERS.items()]
 
 
 class GatewayHotPath:
@@ -173,8 +175,8 @@ async def _send(reply: Reply, send: Send, extra: list[tuple[bytes, bytes]]) -> N
         await send({"type": "http.response.start", "status": reply.status, "headers": headers + extra})
         await send({"type": "http.response.body", "body": payload})
         return
-    # Never compressed nor buffered: each event goes out as it comes (same headers as orchestrator.sse).
-    headers += [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
+    # Never compressed nor buffered: each event goes out as it comes.
+    headers += _SSE_HEADERS
     stream: AsyncIterator[bytes] = reply.stream
     try:
         await send({"type": "http.response.start", "status": reply.status, "headers": headers + extra})

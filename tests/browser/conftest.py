@@ -1,7 +1,6 @@
 """Browser tests: Playwright drives Debian's Chromium against the app served by uvicorn, with a real
 Celery worker, on the test database."""
 
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from orchestrator.celery import app as celery_app
+from tests.browser.chromium import CHROMIUM, LAUNCH_ARGS
 from tests.processes import asgi_server, celery_worker
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
@@ -27,15 +26,7 @@ def browser() -> Iterator[object]:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
             headless=True,
-            # The machine has no network: without these Chromium keeps dialling Google's hosts.
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
+            args=LAUNCH_ARGS,
         )
         yield browser
         browser.close()
