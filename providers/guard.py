@@ -37,7 +37,9 @@ import aiohttp
 import anyio
 import httpcore
 import httpx
+import yarl
 from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.helpers import get_env_proxy_for_url
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from httpx_aiohttp import AiohttpTransport
@@ -600,6 +602,11 @@ class _AiohttpTransport(AiohttpTransport):
         # never: a proxy would make the connection the guard checked one to the proxy.
         super().__init__(verify=verify, trust_env=guard is None, limits=limits)
         self._guard = guard
+        # The environment's proxy per origin, read once (httpx reads it once per client). The session itself
+        # does not trust the environment: aiohttp would then read ~/.netrc and the proxy variables in a
+        # worker thread on every request (two thread hops on the latency path), and a netrc entry for a
+        # provider's host would clash with the key's Authorization header.
+        self._env_proxies: dict[tuple[str, str, int | None], httpx.Proxy | None] = {}
 
     def get_client(self) -> aiohttp.ClientSession:
         keepalive = {} if self.limits.keepalive_expiry is None else {"keepalive_timeout": self.limits.keepalive_expiry}
@@ -610,13 +617,30 @@ class _AiohttpTransport(AiohttpTransport):
             use_dns_cache=self._guard is None,
             **keepalive,
         )
-        return aiohttp.ClientSession(connector=connector, trust_env=self._guard is None)
+        return aiohttp.ClientSession(connector=connector)
+
+    async def _env_proxy(self, url: httpx.URL) -> httpx.Proxy | None:
+        origin = (url.scheme, url.host, url.port)
+        if origin not in self._env_proxies:
+            try:
+                # In a thread: it may read ~/.netrc for the proxy's credentials.
+                proxy, auth = await asyncio.to_thread(get_env_proxy_for_url, yarl.URL(str(url)))
+            except LookupError:
+                self._env_proxies[origin] = None
+            else:
+                credentials = None if auth is None else (auth.login, auth.password)
+                self._env_proxies[origin] = httpx.Proxy(str(proxy), auth=credentials)
+        return self._env_proxies[origin]
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         try:
             if self._guard is not None and _looks_like_address(request.url.host):
                 # An address literal needs no lookup, so aiohttp never asks the resolver: check it here.
                 await self._guard.resolve(request.url.host, request.url.port or 0)
+            elif self._guard is None:
+                # httpx-aiohttp reads `self.proxy` before its first await, so no other request can change it
+                # in between.
+                self.proxy = await self._env_proxy(request.url)
             return await super().handle_async_request(request)
         except GuardError as exc:
             raise BlockedByGuard(exc.message, request=request) from exc

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -106,3 +107,23 @@ def test_only_the_unguarded_transport_takes_the_proxy_from_the_environment(
     else:
         assert isinstance(result, httpx.Response) and result.status_code == 200
         assert upstream.requests == ["http://proxied.invalid/v1/models"]
+
+
+def test_a_netrc_entry_for_the_upstream_changes_nothing(
+    upstream: Upstream, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # httpx never read ~/.netrc on its own; aiohttp does when its session trusts the environment, and then
+    # refuses a request that also carries an Authorization header (every provider key is one).
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password secret\n")
+    monkeypatch.setenv("NETRC", str(netrc))
+    monkeypatch.delenv("HTTP_PROXY", raising=False)
+    monkeypatch.delenv("http_proxy", raising=False)
+
+    async def fetch() -> httpx.Response:
+        async with httpx.AsyncClient(transport=http_async_transport()) as client:
+            url = f"http://127.0.0.1:{upstream.port}/v1/models"
+            return await client.get(url, headers={"Authorization": "Bearer k"})
+
+    response = asyncio.run(fetch())
+    assert response.status_code == 200 and upstream.requests == ["/v1/models"]
