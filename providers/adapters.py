@@ -7,6 +7,7 @@ every failure into a `ProviderError` whose `code` says whether trying again can 
 from __future__ import annotations
 
 import asyncio
+import codecs
 import json
 import re
 from abc import ABC, abstractmethod
@@ -303,13 +304,15 @@ class Adapter(ABC):
         async with self._exchange("POST", path, body=body, query=query, first_byte=settings.COMPLETION_TIMEOUT) as r:
             finished = False
             try:
-                lines = _idle_limited(r.aiter_lines(), settings.COMPLETION_IDLE_TIMEOUT)
-                async for item in self.stream_items(_sse(lines)):
+                # The idle limit applies to each read from the network, not to each line: most lines come
+                # out of a chunk already read, and need neither a timer nor a trip through httpx's decoders.
+                chunks = _idle_limited(r.aiter_bytes(), settings.COMPLETION_IDLE_TIMEOUT)
+                async for item in self.stream_items(_sse(chunks)):
                     if isinstance(item, Finish) and not finished:
                         # Before the Finish is handed on: a caller typically stops reading (and closes this
                         # generator) as soon as it has it.
                         finished = True
-                        await _drain(lines)
+                        await _drain(chunks)
                     yield item
             except (httpx.ReadTimeout, TimeoutError):
                 raise self._error(
@@ -323,56 +326,94 @@ class Adapter(ABC):
                 raise self._error("the stream ended before it was complete", code=FailureCode.STREAM_CUT)
 
 
-async def _idle_limited(lines: AsyncIterator[str], idle: float) -> AsyncIterator[str]:
-    """The lines, failing with TimeoutError when none comes for `idle` seconds."""
-    iterator = aiter(lines)
+async def _idle_limited(chunks: AsyncIterator[bytes], idle: float) -> AsyncIterator[bytes]:
+    """The chunks, failing with TimeoutError when none comes for `idle` seconds."""
+    iterator = aiter(chunks)
     while True:
         try:
             async with asyncio.timeout(idle):
-                line = await anext(iterator)
+                chunk = await anext(iterator)
         except StopAsyncIteration:
             return
-        yield line
+        yield chunk
 
 
 # What may follow the end marker ([DONE], message_stop) before the body ends: a blank line and the chunked
 # framing's last chunk, normally in the same packet. Far more, or a wait, is not worth the connection.
-_DRAIN_LINES = 16
+_DRAIN_CHUNKS = 16
 _DRAIN_SECONDS = 0.5
 
 
-async def _drain(lines: AsyncIterator[str]) -> None:
-    """Read a finished stream to its end, so that httpcore hands the keep-alive connection back to the pool:
-    a response closed with its body unread closes the connection, and the next request to the upstream pays
+async def _drain(chunks: AsyncIterator[bytes]) -> None:
+    """Read a finished stream to its end, so that the keep-alive connection goes back to the pool: a
+    response closed with its body unread closes the connection, and the next request to the upstream pays
     a new TCP (and TLS) handshake. A stream that does not end promptly is simply closed."""
     try:
         async with asyncio.timeout(_DRAIN_SECONDS):
-            for _ in range(_DRAIN_LINES):
-                await anext(lines)
+            for _ in range(_DRAIN_CHUNKS):
+                await anext(chunks)
     except (StopAsyncIteration, TimeoutError, httpx.HTTPError):
         pass
 
 
-async def _sse(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str | None, str]]:
-    """Server-sent events as (event name, data), per the SSE framing rules."""
-    event: str | None = None
-    data: list[str] = []
-    async for line in lines:
-        if not line:
-            if data:
-                yield event, "\n".join(data)
-            event, data = None, []
-            continue
-        if line.startswith(":"):
-            continue
-        name, _, value = line.partition(":")
-        value = value[1:] if value.startswith(" ") else value
-        if name == "event":
-            event = value
-        elif name == "data":
-            data.append(value)
-    if data:
-        yield event, "\n".join(data)
+# SSE ends a line at CRLF, LF or CR (and at nothing else: not at U+2028 or a form feed, as str.splitlines would).
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+class _SSEParser:
+    """Server-sent events as (event name, data), per the SSE framing rules, from text in pieces as it was read
+    (a line, or the CRLF ending it, may be split between two pieces)."""
+
+    def __init__(self) -> None:
+        self.event: str | None = None
+        self.data: list[str] = []
+        self.rest = ""  # the text after the last complete line
+
+    def feed(self, text: str) -> list[tuple[str | None, str]]:
+        text = self.rest + text
+        # A CR at the very end may be the first half of a CRLF: the next piece must not read its LF as an
+        # empty line (which dispatches the event), so the CR waits with the unfinished line.
+        held = text.endswith("\r")
+        lines = _LINE_END.split(text[:-1] if held else text)
+        self.rest = lines.pop() + ("\r" if held else "")
+        return self._lines(lines)
+
+    def end(self) -> list[tuple[str | None, str]]:
+        """The body ended: its last line counts even without a line break, and so does its last event."""
+        events = self._lines(_LINE_END.split(self.rest))
+        if self.data:
+            events.append((self.event, "\n".join(self.data)))
+        self.event, self.data, self.rest = None, [], ""
+        return events
+
+    def _lines(self, lines: list[str]) -> list[tuple[str | None, str]]:
+        events: list[tuple[str | None, str]] = []
+        for line in lines:
+            if not line:
+                if self.data:
+                    events.append((self.event, "\n".join(self.data)))
+                self.event, self.data = None, []
+                continue
+            if line.startswith(":"):
+                continue
+            name, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if name == "event":
+                self.event = value
+            elif name == "data":
+                self.data.append(value)
+        return events
+
+
+async def _sse(chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[str | None, str]]:
+    """The events of a body read in chunks (a UTF-8 character may be split between two of them)."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    parser = _SSEParser()
+    async for chunk in chunks:
+        for item in parser.feed(decoder.decode(chunk)):
+            yield item
+    for item in parser.feed(decoder.decode(b"", final=True)) + parser.end():
+        yield item
 
 
 # --- OpenAI chat completions (OpenAI, Mistral, Genspark, LM Studio, any OpenAI-compatible server) ---------

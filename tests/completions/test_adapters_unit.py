@@ -92,15 +92,34 @@ def test_request_shapes() -> None:
     assert body["stream_options"] == {"include_usage": True} and body["max_tokens"] == 5
 
 
-def test_sse_framing() -> None:
-    async def lines():  # noqa: ANN202
-        for line in [": comment", "event: ping", "data: {}", "", "data: a", "data: b", "", "data: tail"]:
-            yield line
+def _events(*chunks: bytes) -> list[tuple[str | None, str]]:
+    async def body():  # noqa: ANN202
+        for chunk in chunks:
+            yield chunk
 
     async def collect() -> list:
-        return [item async for item in _sse(lines())]
+        return [item async for item in _sse(body())]
 
-    assert async_to_sync(collect)() == [("ping", "{}"), (None, "a\nb"), (None, "tail")]
+    return async_to_sync(collect)()
+
+
+def test_sse_framing() -> None:
+    body = b": comment\nevent: ping\ndata: {}\n\ndata: a\ndata: b\n\ndata: tail"
+    assert _events(body) == [("ping", "{}"), (None, "a\nb"), (None, "tail")]
+
+
+def test_sse_framing_across_chunks() -> None:
+    body = "data: a\r\ndata: b\r\n\r\ndata: é€\r\rdata: c\n\n".encode()
+    expected = [(None, "a\nb"), (None, "é€"), (None, "c")]
+    assert _events(body) == expected
+    # Split at every byte: CRLFs and UTF-8 characters cut in two read as if whole.
+    assert _events(*(body[i : i + 1] for i in range(len(body)))) == expected
+    # Split after each CR: the LF that follows is the same line end, not an empty line.
+    assert _events(*(part + b"\r" for part in body.split(b"\r")[:-1]), body.split(b"\r")[-1]) == expected
+    # A body that ends on a CR ends its line there.
+    assert _events(b"data: x\r") == [(None, "x")]
+    # Only CR, LF and CRLF end a line (U+2028 and form feed are text).
+    assert _events("data: a\u2028b\x0cc\n\n".encode()) == [(None, "a\u2028b\x0cc")]
 
 
 @respx.mock(using="httpx")  # at the client, whatever transport sends the requests
