@@ -19,6 +19,6 @@ def json_bytes(data: Any) -> bytes:
     return orjson.dumps(data, default=_FALLBACK, option=_OPTIONS)
 
 
-def json_response(data: Any, *, status: int = 200) -> HttpResponse:
-    """A body already made of plain values, sent without a second pass through a response schema."""
-    return HttpResponse(json_bytes(data), status=status, content_type=CONTENT_TYPE)
+def json_response(content: bytes, *, status: int = 200) -> HttpResponse:
+    """A body already written (by `json_bytes`), sent without a second pass through a response schema."""
+    return HttpResponse(content, status=status, content_type=CONTENT_TYPE)
