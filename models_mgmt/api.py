@@ -7,7 +7,7 @@ from pydantic import Field, ValidationError
 
 from accounts.auth import api_auth, require_staff
 from models_mgmt import services
-from models_mgmt.listing import models_listing_json
+from models_mgmt.listing import models_listing_body
 from models_mgmt.schemas import (
     AlternativeOut,
     DownloadIn,
@@ -43,7 +43,8 @@ def list_models(request: HttpRequest, params: Query[ListParams]) -> HttpResponse
     # Plain rows written once: ninja would build 500 ModelOut and validate them all again. `response=`
     # still documents the body, and the tests hold the rows to that schema. The body is kept per user while
     # nothing it was made from changes (models_mgmt/listing.py).
-    return json_response(models_listing_json(user=request.user, refresh=params.refresh))
+    body = models_listing_body(user=request.user, refresh=params.refresh)
+    return json_response(body.content, sent_again=body)
 
 
 @router.post(

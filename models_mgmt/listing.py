@@ -24,7 +24,7 @@ from django.utils import timezone
 from models_mgmt import services
 from models_mgmt.schemas import ModelOut
 from orchestrator import hotcache
-from orchestrator.renderers import json_bytes
+from orchestrator.renderers import SentAgain, json_bytes
 
 # A body of 500 models is about 200 KiB: a bound on the memory, and more users than poll the listing at once.
 MAX_KEPT = 64
@@ -35,30 +35,30 @@ class _Kept:
     generation: int
     snapshot_stamps: dict[str, float]
     valid_until: datetime | None
-    content: bytes
+    body: SentAgain
 
 
 _kept: OrderedDict[int | None, _Kept] = OrderedDict()
 _lock = threading.Lock()
 
 
-def models_listing_json(*, user: AbstractBaseUser | None, refresh: bool = False) -> bytes:
+def models_listing_body(*, user: AbstractBaseUser | None, refresh: bool = False) -> SentAgain:
     """The listing's JSON body for `user`: every model they may see with its live status (`ModelOut` rows)."""
     viewer = user.pk if user is not None and user.is_authenticated else None
     # Read before the rows: a write from now on moves it, and what is kept under this one is never served.
     generation = hotcache.generation()
     if not refresh and generation is not None:
-        content = _kept_body(viewer, generation)
-        if content is not None:
-            return content
+        body = _kept_body(viewer, generation)
+        if body is not None:
+            return body
     listing = services.model_listing(user=user, refresh=refresh)
-    content = json_bytes([ModelOut.row(s) for s in listing.statuses])
+    body = SentAgain(json_bytes([ModelOut.row(s) for s in listing.statuses]))
     if generation is not None:
-        _keep(viewer, _Kept(generation, listing.snapshot_stamps, listing.valid_until(), content))
-    return content
+        _keep(viewer, _Kept(generation, listing.snapshot_stamps, listing.valid_until(), body))
+    return body
 
 
-def _kept_body(viewer: int | None, generation: int) -> bytes | None:
+def _kept_body(viewer: int | None, generation: int) -> SentAgain | None:
     with _lock:
         kept = _kept.get(viewer)
         if kept is not None:
@@ -69,7 +69,7 @@ def _kept_body(viewer: int | None, generation: int) -> bytes | None:
         return None
     if kept.snapshot_stamps and cache.get_many(list(kept.snapshot_stamps)) != kept.snapshot_stamps:
         return None
-    return kept.content
+    return kept.body
 
 
 def _keep(viewer: int | None, kept: _Kept) -> None:

@@ -3,6 +3,8 @@ the user it was made for, and only while its rows, its snapshots and the clock s
 model off, changing a key, another process's write, a refreshed snapshot and a cooldown running out are all
 seen by the next listing."""
 
+import gzip
+import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -204,3 +206,23 @@ def test_only_the_last_few_users_bodies_are_kept(
     with CaptureQueriesContext(connection) as made:  # alice's body made way for charlie's: made again
         alices.get("/api/models")
     assert any("models_mgmt_aimodel" in q["sql"] for q in made.captured_queries)
+
+
+def test_a_kept_body_is_gzipped_once_for_every_request_that_accepts_it(
+    discovered: dict[str, AIModel], alice: User
+) -> None:
+    client = token_client(alice)
+    plain = client.get("/api/models")
+    assert "Content-Encoding" not in plain and "Accept-Encoding" in plain["Vary"]
+    first = client.get("/api/models", headers={"Accept-Encoding": "gzip"})
+    again = client.get("/api/models", headers={"Accept-Encoding": "gzip"})
+    for response in (first, again):
+        assert response["Content-Encoding"] == "gzip" and "Accept-Encoding" in response["Vary"]
+        assert response["Content-Length"] == str(len(response.content))
+        assert gzip.decompress(response.content) == plain.content
+    # The same bytes: compressed once (Django's own compression draws new random bytes each time).
+    assert again.content == first.content
+    AIModel.objects.filter(pk=discovered[QWEN].pk).update(active=False)
+    changed = client.get("/api/models", headers={"Accept-Encoding": "gzip"})
+    assert json.loads(gzip.decompress(changed.content)) == client.get("/api/models").json()
+    assert changed.content != first.content
