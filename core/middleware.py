@@ -5,8 +5,10 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.middleware.gzip import GZipMiddleware
+from django.middleware.gzip import GZipMiddleware, re_accepts_gzip
+from django.utils.cache import patch_vary_headers
 
+from orchestrator.renderers import SentAgain
 from orchestrator.text import unstorable_reason
 
 # No inline script without the per-response nonce, images only from here (a model's answer must not
@@ -42,7 +44,25 @@ class GZipExceptEventStreamMiddleware(GZipMiddleware):
     def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
         if response.get("Content-Type", "").startswith("text/event-stream"):
             return response
-        return super().process_response(request, response)
+        body: SentAgain | None = getattr(response, "sent_again", None)
+        if body is None or response.streaming or response.has_header("Content-Encoding") or len(body.content) < 200:
+            return super().process_response(request, response)
+        if response.content != body.content:  # changed since the view made it: compress what goes out
+            return super().process_response(request, response)
+        # What Django's own step does for a whole body, with the body's gzip made once (SentAgain).
+        patch_vary_headers(response, ("Accept-Encoding",))
+        if not re_accepts_gzip.search(request.META.get("HTTP_ACCEPT_ENCODING", "")):
+            return response
+        gzipped = body.gzipped(self.max_random_bytes)
+        if len(gzipped) >= len(body.content):
+            return response
+        response.content = gzipped
+        response.headers["Content-Length"] = str(len(gzipped))
+        etag = response.get("ETag")
+        if etag and etag.startswith('"'):
+            response.headers["ETag"] = "W/" + etag
+        response.headers["Content-Encoding"] = "gzip"
+        return response
 
 
 # A NUL or a lone surrogate, as JSON writes them (or raw): only a body that has one is parsed again.

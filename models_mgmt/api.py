@@ -7,6 +7,7 @@ from pydantic import Field, ValidationError
 
 from accounts.auth import api_auth, require_staff
 from models_mgmt import services
+from models_mgmt.listing import models_listing_body
 from models_mgmt.schemas import (
     AlternativeOut,
     DownloadIn,
@@ -40,9 +41,10 @@ class WaitParams(Schema):
 @router.get("", response=list[ModelOut], summary="All models with their live status")
 def list_models(request: HttpRequest, params: Query[ListParams]) -> HttpResponse:
     # Plain rows written once: ninja would build 500 ModelOut and validate them all again. `response=`
-    # still documents the body, and the tests hold the rows to that schema.
-    statuses = services.model_list_with_status(user=request.user, refresh=params.refresh)
-    return json_response([ModelOut.row(s) for s in statuses])
+    # still documents the body, and the tests hold the rows to that schema. The body is kept per user while
+    # nothing it was made from changes (models_mgmt/listing.py).
+    body = models_listing_body(user=request.user, refresh=params.refresh)
+    return json_response(body.content, sent_again=body)
 
 
 @router.post(

@@ -499,6 +499,49 @@ def model_list_with_status(
     new models the servers list are stored on the way. Cloud servers are not asked: a key test or Sync
     lists their models, a call names one, and a failing call marks its model or its key. `keys` (provider
     id -> the key a call would use) spares the query for them when the caller has already read them."""
+    return model_listing(user=user, refresh=refresh, models=models, keys=keys).statuses
+
+
+@dataclass(frozen=True)
+class Listing:
+    """Statuses with what they were made from besides the rows: the local servers' snapshots and the clock."""
+
+    statuses: list[ModelStatus]
+    # For each snapshot read (a local server's, even one with no models yet): the cache key of its time, and
+    # that time. While the cache holds the same ones, a listing reads the same snapshots: any process's
+    # refresh or forgetting changes or drops them, and so does their TTL running out.
+    snapshot_stamps: dict[str, float]
+    now: datetime
+
+    def valid_until(self) -> datetime | None:
+        """The first moment the clock alone changes a status (or a reason) read at `now`: a cooldown ends,
+        a held load's "started N s ago" counts one more second or its lease runs out (`_state_of`). None:
+        only a changed row or snapshot can change them."""
+        lease = timedelta(seconds=settings.MODEL_LOAD_STALE_SECONDS)
+        moments: list[datetime] = []
+        for status in self.statuses:
+            model = status.model
+            if model.cooldown_until is not None and model.cooldown_until > self.now:
+                moments.append(model.cooldown_until)
+            if model.load_state == LoadState.LOADING:
+                started = model.load_started_at
+                since = (self.now - started).total_seconds() if started is not None else -1.0
+                if since < 0:
+                    moments.append(self.now)  # no start, or one in this clock's future: nothing to keep
+                else:
+                    moments.append(started + timedelta(seconds=int(since) + 1))
+                    moments.append(started + lease)
+        return min(moments, default=None)
+
+
+def model_listing(
+    *,
+    user: AbstractBaseUser | None = None,
+    refresh: bool = False,
+    models: Iterable[AIModel] | None = None,
+    keys: dict[int, ApiKey] | None = None,
+) -> Listing:
+    """`model_list_with_status`, with the snapshots and the time the statuses were read for."""
     if models is None:
         visible = {p.pk: p for p in providers_visible(user=user)}
         models = _models_with_providers(AIModel.objects.filter(models_visible_q(user)), visible)
@@ -513,6 +556,7 @@ def model_list_with_status(
         by_provider[model.provider_id].append(model)
 
     snapshots: dict[int, Snapshot] = {}
+    snapshot_stamps: dict[str, float] = {}
     for provider in providers:
         if not provider.is_local or not provider.enabled:
             continue
@@ -520,6 +564,7 @@ def model_list_with_status(
         stamps = [m.state_changed_at for m in own if m.state_changed_at]
         snapshot = runtime_snapshot(provider=provider, refresh=refresh, changed_after=max(stamps, default=None))
         snapshots[provider.pk] = snapshot
+        snapshot_stamps[_stamp_key(_snapshot_cache_key(provider))] = snapshot.fetched_at
         if discover and snapshot.ok:
             new, _, _ = _discover(provider, snapshot.models, {m.model_id: m for m in own}, provider.owner_id)
             models.extend(new)
@@ -535,7 +580,7 @@ def model_list_with_status(
     statuses.sort(
         key=lambda s: (s.model.provider.is_private, s.model.provider.name, -s.model.priority, s.model.name.lower())
     )
-    return statuses
+    return Listing(statuses, snapshot_stamps, now)
 
 
 # --- failures and cooldowns ---------------------------------------------------------------------------

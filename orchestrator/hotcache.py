@@ -18,6 +18,7 @@ names the owner it was read for, so one user's entry never answers another."""
 from __future__ import annotations
 
 import fcntl
+import itertools
 import os
 import re
 import threading
@@ -50,11 +51,12 @@ class Miss(Exception):
 class _Store:
     """The entries made under one generation."""
 
-    __slots__ = ("marker", "entries")
+    __slots__ = ("marker", "entries", "serial")
 
     def __init__(self, marker: Hashable) -> None:
         self.marker = marker
         self.entries: dict[Hashable, Any] = {}
+        self.serial = next(_serials)  # never reused: a number handed out by generation() names this store only
 
 
 class _FileGeneration:
@@ -93,6 +95,7 @@ class _RedisGeneration:
 
 
 _generation: _FileGeneration | _RedisGeneration | None = None
+_serials = itertools.count(1)
 _store = _Store(marker=_ABSENT)  # matches no marker: the first read checks
 _lock = threading.Lock()
 # Set by `checked()` for one request: the store whose generation was checked at its start.
@@ -145,6 +148,16 @@ def get(namespace: str, key: Hashable, load: Callable[[], T]) -> T:
         # Made under the generation checked above: a bump since then replaced `store`, so this is dropped.
         store.entries[full] = value
     return value
+
+
+def generation() -> int | None:
+    """A number that stays the same while none of the watched rows changed, in this process or any other;
+    None when the generation cannot be read (then nothing may be kept). For a cache kept outside these
+    dictionaries (bounded, say): an entry made under one number answers only while generation() still gives it.
+    Read it BEFORE reading the rows the entry is made from, so a change made meanwhile leaves a number that
+    no longer matches."""
+    store = _current()
+    return None if store is None else store.serial
 
 
 def bump() -> None:

@@ -12,6 +12,7 @@ from django.test import Client
 
 from accounts.services import api_token_create
 from codegen.sandbox import sandbox_env_prepare
+from models_mgmt import listing
 from models_mgmt.models import AIModel
 from orchestrator import hotcache
 from orchestrator.celery import app as celery_app
@@ -60,9 +61,11 @@ def _isolated_cache() -> Iterator[None]:
     # The in-process caches too: a rolled-back test leaves no write behind that would empty them.
     cache.clear()
     hotcache.reset_for_tests()
+    listing.forget_for_tests()
     yield
     cache.clear()
     hotcache.reset_for_tests()
+    listing.forget_for_tests()
 
 
 @pytest.fixture(autouse=True)

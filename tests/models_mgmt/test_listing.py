@@ -13,6 +13,7 @@ from ninja.responses import NinjaJSONEncoder
 from pydantic import TypeAdapter
 
 from apikeys.services import apikey_create
+from models_mgmt import listing
 from models_mgmt.models import AIModel
 from models_mgmt.schemas import ModelOut
 from models_mgmt.services import ModelStatus, Status, model_list_with_status
@@ -162,15 +163,23 @@ def test_queries_do_not_grow_with_the_number_of_models(
     client = token_client(alice)
     client.get("/api/models")  # the first listing stores what the server lists
     client.get("/api/models")  # and its writes (discovery, a refused key) emptied the in-process caches
-    # The visible providers; the visible models; the keys alice's calls would use. The token is served from
-    # the in-process cache the first listing filled (orchestrator/hotcache.py).
+    # Made afresh (the kept body forgotten): the visible providers; the visible models; the keys alice's
+    # calls would use. The token is served from the in-process cache the first listing filled
+    # (orchestrator/hotcache.py).
+    listing.forget_for_tests()
     with django_assert_num_queries(3):
         first = client.get("/api/models").json()
+    # Then the body kept for alice answers, with no query at all (models_mgmt/listing.py).
+    with django_assert_num_queries(0):
+        assert client.get("/api/models").json() == first
     lmstudio.make_models(60)
     openai = cloud_provider("openai")
     AIModel.objects.bulk_create([AIModel(provider=openai, model_id=f"gpt-extra-{i}") for i in range(40)])
     client.get("/api/models?refresh=1")  # stores the 60 new local models
     client.get("/api/models")
+    listing.forget_for_tests()
     with django_assert_num_queries(3):
         second = client.get("/api/models").json()
     assert len(second) == len(first) + 100
+    with django_assert_num_queries(0):
+        assert client.get("/api/models").json() == second
