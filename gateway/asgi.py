@@ -129,20 +129,21 @@ async def _serve(scope: Scope, headers: dict[bytes, bytes], receive: Receive, se
     extra = _security_headers(_secure(scope, headers))
 
     async def answer() -> None:
-        # The usage records are written after the last byte is out, still in this task (never dropped).
-        with deferred.collecting() as later:
-            try:
-                with hotcache.checked():
-                    reply = await chat_reply(
-                        bearer=bearer,
-                        body=body if body is not None else fmt.body_too_large(),
-                        key_header=None if key_header is None else key_header.decode("latin-1"),
-                    )
-                await _send(reply, send, extra)
-            finally:
-                await deferred.run(later)
+        with hotcache.checked():
+            reply = await chat_reply(
+                bearer=bearer,
+                body=body if body is not None else fmt.body_too_large(),
+                key_header=None if key_header is None else key_header.decode("latin-1"),
+            )
+        await _send(reply, send, extra)
 
-    await _until_disconnect(answer(), receive)
+    # The usage records are written once the last byte is out, in the request's own task: not in the
+    # answer's, which the disconnect watcher cancels (and a finished response reads as a disconnect).
+    with deferred.collecting() as later:
+        try:
+            await _until_disconnect(answer(), receive)
+        finally:
+            await deferred.run(later)
 
 
 async def _until_disconnect(work: Awaitable[None], receive: Receive) -> None:
