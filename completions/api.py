@@ -54,7 +54,7 @@ async def complete(
             await events.aclose()
             return refusal
         return sse_response(events, first)
-    result = await completion_collect(**kwargs)
+    result = await completion_collect(**kwargs, whole=True)
     if (refusal := over_budget_response(result.failure)) is not None:
         return refusal
     return Status(_status(result), CompletionOut(**result.__dict__))

@@ -159,11 +159,14 @@ async def completion_stream(
     fallback: bool = True,
     key_id: int | None = None,
     kind: str = RequestKind.CHAT,
+    whole: bool = False,
 ) -> AsyncIterator[CompletionEvent]:
     """The events of one completion, observed: a span, metrics per model, one log line at the end, and a
     usage record per upstream call, written once the stream is over (however it ended).
     `key_id` names one of the caller's keys for `model`'s provider; without it their default key is used.
-    `kind` says who asked (the chat calls without it, hence its default), for the usage records."""
+    `kind` says who asked (the chat calls without it, hence its default), for the usage records.
+    `whole`: ask each model for its whole answer in one response rather than a stream (`Adapter.whole`); the
+    events are the same, with all the text in one `Delta`."""
     started = time.monotonic()
     answering, outcome, first_token = model.ref, "cancelled", False
     labels = _labels(model.ref, model.provider.is_private)
@@ -178,6 +181,7 @@ async def completion_stream(
             fallback=fallback,
             key_id=key_id,
             accounting=accounting,
+            whole=whole,
         )
         async with aclosing(events) as stream:
             async for event in stream:
@@ -271,6 +275,7 @@ async def _completion_events(
     fallback: bool,
     key_id: int | None,
     accounting: _Accounting,
+    whole: bool,
 ) -> AsyncIterator[CompletionEvent]:
     params = params or ChatParams()
     started = time.monotonic()
@@ -306,7 +311,8 @@ async def _completion_events(
         else:
             attempt = _Attempt()
             # Closed explicitly, so a caller that stops listening also closes the upstream connection at once.
-            async with aclosing(_call(current, plan, messages, params, started, attempt, accounting)) as events:
+            call = _call(current, plan, messages, params, started, attempt, accounting, whole)
+            async with aclosing(call) as events:
                 async for event in events:
                     yield event
             if attempt.final:
@@ -350,9 +356,11 @@ async def _call(
     started: float,
     attempt: _Attempt,
     accounting: _Accounting,
+    whole: bool,
 ) -> AsyncIterator[CompletionEvent]:
     """Call the model, retrying where it can help; records in `attempt` how it ended, and every upstream
     call (each try) in `accounting`."""
+    ask = plan.adapter.whole if whole else plan.adapter.stream
     tries = 0
     while True:
         yield Start(model.ref, tries + 1, private=model.provider.is_private)
@@ -360,7 +368,7 @@ async def _call(
         record = _call_record(model, plan, accounting.prompt_tokens)
         accounting.calls.append(record)
         try:
-            async with aclosing(plan.adapter.stream(model.model_id, messages, params)) as items:
+            async with aclosing(ask(model.model_id, messages, params)) as items:
                 async for item in items:
                     if isinstance(item, Piece):
                         if not sent_text:
@@ -427,13 +435,22 @@ async def completion_collect(
     fallback: bool = True,
     key_id: int | None = None,
     kind: str = RequestKind.CHAT,
+    whole: bool = False,
 ) -> CompletionResult:
-    """The non-streaming form: the same events, gathered."""
+    """The non-streaming form: the same events, gathered. `whole`: as for `completion_stream` (for a caller
+    that waits for the whole answer anyway: no stream upstream to read piece by piece)."""
     result = CompletionResult()
     parts: list[str] = []
     started = time.monotonic()
     events = completion_stream(
-        user=user, model=model, messages=messages, params=params, fallback=fallback, key_id=key_id, kind=kind
+        user=user,
+        model=model,
+        messages=messages,
+        params=params,
+        fallback=fallback,
+        key_id=key_id,
+        kind=kind,
+        whole=whole,
     )
     async for event in events:
         match event:

@@ -211,6 +211,8 @@ UPSTREAM_CONNECT_TIMEOUT = env.float("UPSTREAM_CONNECT_TIMEOUT", default=5.0)
 UPSTREAM_READ_TIMEOUT = env.float("UPSTREAM_READ_TIMEOUT", default=10.0)
 COMPLETION_TIMEOUT = env.float("COMPLETION_TIMEOUT", default=60.0)  # to the first byte of an answer
 COMPLETION_IDLE_TIMEOUT = env.float("COMPLETION_IDLE_TIMEOUT", default=30.0)  # between two stream chunks
+# For a whole answer asked for in one response (a caller that does not stream): the generation comes first.
+COMPLETION_WHOLE_TIMEOUT = env.float("COMPLETION_WHOLE_TIMEOUT", default=600.0)
 COMPLETION_RETRIES = env.int("COMPLETION_RETRIES", default=1)
 COMPLETION_MAX_RETRY_WAIT = env.float("COMPLETION_MAX_RETRY_WAIT", default=10.0)  # a longer retry-after falls back
 COMPLETION_DEFAULT_MAX_TOKENS = env.int("COMPLETION_DEFAULT_MAX_TOKENS", default=1024)

@@ -289,13 +289,27 @@ class Adapter(ABC):
         except ValueError:
             raise self._error("sent a reply that is not JSON", code=FailureCode.BAD_RESPONSE) from None
 
-    async def complete(self, model: str, messages: list[Message], params: ChatParams) -> Completion:
+    async def complete(
+        self, model: str, messages: list[Message], params: ChatParams, *, timeout: float | None = None
+    ) -> Completion:
+        """The whole answer in one response. `timeout`: for the whole answer to begin, which the model's whole
+        generation comes before (default COMPLETION_TIMEOUT, for calls with next to nothing to generate)."""
         path, body, query = self.chat_request(model, messages, params, stream=False)
-        payload = await self._json("POST", path, body=body, query=query, first_byte=settings.COMPLETION_TIMEOUT)
+        first_byte = settings.COMPLETION_TIMEOUT if timeout is None else timeout
+        payload = await self._json("POST", path, body=body, query=query, first_byte=first_byte)
         try:
             return self.parse_completion(payload)
         except (KeyError, IndexError, TypeError, AttributeError):
             raise self._error("sent a reply of an unexpected shape", code=FailureCode.BAD_RESPONSE) from None
+
+    async def whole(self, model: str, messages: list[Message], params: ChatParams) -> AsyncIterator[Delta | Finish]:
+        """The whole answer asked for in one response, as the items a stream gives (its text, then `Finish`),
+        for a caller that wants it whole anyway: no stream to read piece by piece, here or upstream. It must
+        arrive within COMPLETION_WHOLE_TIMEOUT; there is no stall to detect between pieces."""
+        completion = await self.complete(model, messages, params, timeout=settings.COMPLETION_WHOLE_TIMEOUT)
+        if completion.text:
+            yield Delta(completion.text)
+        yield Finish(completion.finish_reason, completion.usage)
 
     async def stream(self, model: str, messages: list[Message], params: ChatParams) -> AsyncIterator[Delta | Finish]:
         """Text as it comes, then one `Finish`. A stream that breaks, stalls for COMPLETION_IDLE_TIMEOUT

@@ -166,6 +166,7 @@ def cloud_provider(name: str = "openai", kind: str | None = None, base_url: str 
 def fast_timeouts(settings) -> None:  # noqa: ANN001
     """Upstream timeouts short enough for fault tests: a timeout or stall costs a second, not a minute."""
     settings.COMPLETION_TIMEOUT = 1.0
+    settings.COMPLETION_WHOLE_TIMEOUT = 1.0
     settings.COMPLETION_IDLE_TIMEOUT = 0.5
     settings.COMPLETION_RETRIES = 1
 

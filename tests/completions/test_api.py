@@ -78,11 +78,25 @@ def test_no_usable_model_is_503(charlie: object, openai: Cloud) -> None:
     assert response.status_code == 503 and response.json()["error"]["code"] == "no_key"
 
 
-def test_cut_stream_keeps_partial_text_with_502(alice_api: Client, openai: Cloud) -> None:
-    openai.fake.fail("cut")
+def test_a_whole_answer_cut_off_is_asked_again(alice_api: Client, openai: Cloud) -> None:
+    # Not streamed: the answer is asked for whole, so a cut-off one is no answer yet, and asking again can help.
+    openai.fake.fail("cut", times=1)
     response = alice_api.post("/api/completions", body("openai/gpt-4o-mini"), content_type="application/json")
+    assert response.status_code == 200 and response.json()["text"] == "Echo from gpt-4o-mini: hello there"
+    assert openai.fake.last_chat_body()["stream"] is False
+    openai.fake.fail("cut")
+    response = alice_api.post(
+        "/api/completions", body("openai/gpt-4o-mini", fallback=False), content_type="application/json"
+    )
     assert response.status_code == 502
-    assert response.json()["text"].startswith("Echo from") and response.json()["error"]["partial"] is True
+    assert response.json()["error"]["code"] == "stream_cut" and response.json()["text"] == ""
+
+
+def test_a_cut_stream_keeps_its_partial_text(alice: object, openai: Cloud) -> None:
+    openai.fake.fail("cut")
+    got = sse_events(stream(alice, body("openai/gpt-4o-mini", stream=True, fallback=False))[1])
+    assert "".join(d["text"] for kind, d in got if kind == "delta").startswith("Echo from")
+    assert got[-1][0] == "error" and got[-1][1]["partial"] is True and got[-1][1]["code"] == "stream_cut"
 
 
 @pytest.mark.parametrize(

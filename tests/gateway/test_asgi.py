@@ -27,7 +27,12 @@ pytestmark = pytest.mark.django_db(transaction=True)
 URL = "/v1/chat/completions"
 GPT = "openai/gpt-4o-mini"
 HELLO = [{"role": "user", "content": "hello there"}]
-ENV = {"LMSTUDIO_BASE_URL": "http://127.0.0.1:9", "COMPLETION_TIMEOUT": "5", "COMPLETION_IDLE_TIMEOUT": "3"}
+ENV = {
+    "LMSTUDIO_BASE_URL": "http://127.0.0.1:9",
+    "COMPLETION_TIMEOUT": "5",
+    "COMPLETION_WHOLE_TIMEOUT": "5",
+    "COMPLETION_IDLE_TIMEOUT": "3",
+}
 # What the middleware adds (or the views set) that a JSON or event-stream client may see.
 COMPARED_HEADERS = (
     "content-type",
