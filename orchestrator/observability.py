@@ -81,6 +81,7 @@ def reason_label(code: str) -> str:
 
 # --- traces ------------------------------------------------------------------------------------------------
 _tracer_ready = False
+_tracer: trace.Tracer | None = None
 
 
 def setup_tracing() -> None:
@@ -99,8 +100,12 @@ def setup_tracing() -> None:
 
 
 def tracer() -> trace.Tracer:
-    setup_tracing()
-    return trace.get_tracer("orchestrator")
+    # Made once: getting a tracer builds a new one each time (its scope, its attributes), on every model call.
+    global _tracer
+    if _tracer is None:
+        setup_tracing()
+        _tracer = trace.get_tracer("orchestrator")
+    return _tracer
 
 
 def trace_id_of(span: trace.Span) -> str:

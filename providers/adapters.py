@@ -22,7 +22,7 @@ from django.conf import settings
 
 from orchestrator.failures import FailureCode
 from providers import guard
-from providers.http import display_url, upstream_async_client
+from providers.http import display_url, upstream_async_client, upstream_request
 
 Message = dict[str, str]
 
@@ -243,7 +243,8 @@ class Adapter(ABC):
         # httpx's only backs them up.
         backstop = max(first_byte, settings.COMPLETION_IDLE_TIMEOUT) + 5
         timeout = httpx.Timeout(backstop, connect=settings.UPSTREAM_CONNECT_TIMEOUT, pool=first_byte)
-        request = client.build_request(method, path, json=body, params=query, headers=self.headers(), timeout=timeout)
+        headers = self.headers()
+        request = upstream_request(client, method, path, query=query, headers=headers, body=body, timeout=timeout)
         try:
             async with asyncio.timeout(first_byte):
                 response = await client.send(request, stream=True)

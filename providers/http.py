@@ -7,9 +7,11 @@ import asyncio
 import threading
 import weakref
 from collections.abc import AsyncGenerator
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+import orjson
 from django.conf import settings
 
 from providers import guard
@@ -118,3 +120,38 @@ def upstream_async_client(base_url: str, *, guarded: bool = False) -> httpx.Asyn
         )
         per_loop[key] = client
     return client
+
+
+# The full URL of each (client, path, query), joined once: httpx's build_request parses a URL three times per
+# request (the path, the join with base_url, the query), which was the costliest part of an upstream call made
+# on the hot path. Bounded, since a path may name a model.
+_urls: dict[tuple[str, str, tuple[tuple[str, str], ...]], httpx.URL] = {}
+_MAX_URLS = 4096
+
+
+def upstream_request(
+    client: httpx.AsyncClient,
+    method: str,
+    path: str,
+    *,
+    query: dict[str, str] | None,
+    headers: dict[str, str],
+    body: Any,
+    timeout: httpx.Timeout,
+) -> httpx.Request:
+    """What `client.build_request(method, path, json=body, params=query, headers=headers, timeout=timeout)`
+    builds, for less: the URL joined once (by the client's own rules) and the body written by orjson. The
+    client's cookie jar is not sent: it is shared by every caller of this upstream."""
+    key = (str(client.base_url), path, tuple(sorted(query.items())) if query else ())
+    url = _urls.get(key)
+    if url is None:
+        if len(_urls) >= _MAX_URLS:
+            _urls.clear()
+        url = _urls[key] = client.build_request(method, path, params=query).url
+    merged = httpx.Headers(client.headers)
+    merged.update(headers)
+    content = None
+    if body is not None:
+        content = orjson.dumps(body)
+        merged["Content-Type"] = "application/json"
+    return httpx.Request(method, url, headers=merged, content=content, extensions={"timeout": timeout.as_dict()})
