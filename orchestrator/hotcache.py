@@ -243,8 +243,9 @@ _WRITE_STARTS = frozenset("IiUuDdTt \t\r\n")
 
 
 def watch(tables: set[str]) -> None:
+    """Bump on any write to `tables` (added to those already watched: each app names the tables it caches)."""
     global _WATCHED
-    _WATCHED = frozenset(t.lower() for t in tables)
+    _WATCHED = _WATCHED | {t.lower() for t in tables}
 
 
 def watch_rows(tables: set[str]) -> None:

@@ -8,7 +8,9 @@ class UsageConfig(AppConfig):
 
     def ready(self) -> None:
         from orchestrator import hotcache
-        from usage.models import BudgetCounter
+        from usage.models import Budget, BudgetCounter
 
-        # Whether a user has a counter row is cached (usage.services._counter_exists).
+        # Whether a user has a counter row is cached (usage.services._counter_exists), and so are the limits
+        # that apply to each user (usage.services.limits_for).
         hotcache.watch_rows({BudgetCounter._meta.db_table})
+        hotcache.watch({Budget._meta.db_table})

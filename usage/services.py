@@ -174,7 +174,13 @@ DEFAULT_KEY = "usage:budget:default"
 
 def limits_for(*, user_id: int) -> tuple[Limits, bool]:
     """The limits that apply to a user, and whether they are the user's own (else the instance default).
-    Read from the cache in one round trip; the database only when the cache has forgotten them."""
+    Checked on every model call: kept in this process's memory (orchestrator/hotcache.py, which forgets them
+    in every process as soon as any budget row is written), else read from the shared cache in one round
+    trip, else from the database."""
+    return hotcache.get("limits", user_id, lambda: _limits_for(user_id))
+
+
+def _limits_for(user_id: int) -> tuple[Limits, bool]:
     found = cache.get_many([_user_key(user_id), DEFAULT_KEY])
     own = found.get(_user_key(user_id))
     if own is None:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from asgiref.sync import async_to_sync
 from django.contrib.auth.models import User
+from django.core.cache import cache
 from django.test import Client
 
 from accounts.services import api_token_create
@@ -21,7 +22,7 @@ from models_mgmt.models import AIModel
 from tests.completions.conftest import KEY, Cloud
 from tests.usage.conftest import post
 from usage import services as usage_services
-from usage.models import Price, UsageRecord
+from usage.models import Budget, Price, UsageRecord
 from usage.services import budget_set
 
 PROMPT = "Please write a function that adds two numbers together"
@@ -194,3 +195,17 @@ def test_a_chunked_prompt_that_does_not_fit_what_is_left_is_refused_whole(
     with pytest.raises(codegen.RateLimited):
         async_to_sync(codegen.codegen_generate)(user=alice, prompt=long_prompt, model_ref="openai/gpt-4o-mini")
     assert openai.fake.chat_count == 0
+
+
+def test_limits_are_kept_in_process_and_forgotten_when_a_budget_row_is_written(
+    alice: User, bob: User, django_assert_num_queries: Callable
+) -> None:
+    budget_set(actor=bob, username="alice", requests_per_minute=5, tokens_per_day=None, cost_per_month_usd=None)
+    assert usage_services.limits_for(user_id=alice.pk)[0].requests_per_minute == 5
+    cache.clear()  # the shared cache as empty as another machine's: only this process still knows
+    with django_assert_num_queries(0):
+        assert usage_services.limits_for(user_id=alice.pk)[0].requests_per_minute == 5
+    # A write no signal announces (a queryset update, as from another process or a migration), with the
+    # shared cache empty: this process must not answer from what it kept.
+    Budget.objects.filter(user=alice).update(requests_per_minute=7)
+    assert usage_services.limits_for(user_id=alice.pk)[0].requests_per_minute == 7
