@@ -34,6 +34,7 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--stream", action="store_true")
+    parser.add_argument("--ttft", action="store_true", help="streamed, timed to the first text (as bench/run.py)")
     parser.add_argument("--path", default="/v1/chat/completions")
     parser.add_argument("--model", default="openai/gpt-4o-mini")
     parser.add_argument("--models", type=int, default=500, help="LM Studio models")
@@ -41,6 +42,7 @@ def main() -> int:
         "--concurrency", type=int, default=0, help="then N requests C at a time to each server: requests/s"
     )
     args = parser.parse_args()
+    args.stream = args.stream or args.ttft
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, signal.default_int_handler)
 
@@ -73,10 +75,23 @@ def main() -> int:
             else:
                 request = client.build_request("GET", args.path)
             started = time.perf_counter()
-            response = client.send(request)
+            response = client.send(request, stream=args.ttft)
             elapsed = time.perf_counter() - started
             if response.status_code != 200:
+                response.read()
                 raise RuntimeError(f"{name} {args.path}: HTTP {response.status_code} {response.text[:300]}")
+            if args.ttft:
+                first = None
+                # Read to the end, so a kept-alive connection stays reusable; timed to the first text.
+                for line in response.iter_lines():
+                    if first is None and line.startswith("data: {") and '"content":"' in line.replace(" ", ""):
+                        chunk = json.loads(line[6:])
+                        if any((c.get("delta") or {}).get("content") for c in chunk.get("choices") or []):
+                            first = time.perf_counter() - started
+                response.close()
+                if first is None:
+                    raise RuntimeError(f"{name}: a stream without text")
+                elapsed = first
             return elapsed
 
         names = ["direct", "A", "B"] if chat else ["A", "B"]
@@ -104,7 +119,7 @@ def main() -> int:
 
     base = times["direct"] if chat else [0.0] * args.n
     added = {name: [t - d for t, d in zip(times[name], base, strict=True)] for name in ("A", "B")}
-    kind = ("streamed " if args.stream else "") + args.path
+    kind = ("time to first text, streamed " if args.ttft else "streamed " if args.stream else "") + args.path
     print(f"{args.n} rounds of {kind} in {time.monotonic() - started:.0f} s; A={args.a} B={args.b}")
     if chat:
         print(f"  direct        median {percentile(times['direct'], 50) * 1000:7.2f} ms")

@@ -22,7 +22,7 @@ from django.conf import settings
 
 from orchestrator.failures import FailureCode
 from providers import guard
-from providers.http import display_url, upstream_async_client, upstream_request
+from providers.http import display_url, upstream_async_client, upstream_request, upstream_send
 
 Message = dict[str, str]
 
@@ -247,7 +247,7 @@ class Adapter(ABC):
         request = upstream_request(client, method, path, query=query, headers=headers, body=body, timeout=timeout)
         try:
             async with asyncio.timeout(first_byte):
-                response = await client.send(request, stream=True)
+                response = await upstream_send(client, request)
         except TimeoutError:
             raise self._error(f"no answer within {first_byte:g} s", code=FailureCode.TIMEOUT) from None
         except guard.BlockedByGuard as exc:

@@ -155,3 +155,13 @@ def upstream_request(
         content = orjson.dumps(body)
         merged["Content-Type"] = "application/json"
     return httpx.Request(method, url, headers=merged, content=content, extensions={"timeout": timeout.as_dict()})
+
+
+async def upstream_send(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
+    """`client.send(request, stream=True)` straight to the client's transport: without the auth and redirect
+    flows (the client has neither), the cookie jar (shared by every caller of this upstream, so never used)
+    and the timing wrapper, which together cost as much as the transport itself on the gateway's hot path.
+    The response's body is still to be read (`aread`, `aiter_bytes`) and closed (`aclose`)."""
+    response = await client._transport_for_url(request.url).handle_async_request(request)
+    response.request = request
+    return response
