@@ -7,8 +7,9 @@ choose greedily: the same tokens on every run, so a cut at max_tokens is a cut, 
 
 What llama-cpp-python's server does differently from OpenAI, and these tests pin down:
 - it ignores `stream_options.include_usage`: a stream carries no usage at all (whole answers do);
-- so the service, which always streams from the provider, has no token counts for it, and the gateway says
-  `usage: null` (its rule: null, not made-up numbers, when the provider did not count);
+- so a streamed answer has no token counts, and the service says so (`usage` None; the gateway's rule: null,
+  not made-up numbers, when the provider did not count); a caller who does not stream is asked for the whole
+  answer upstream too, and gets the engine's counts;
 - max_tokens is not a hard cap: when the cut falls inside a multi-byte UTF-8 character it generates up to
   three more tokens to finish it (the random model writes byte tokens, so this happens), and still says
   finish_reason "length" with completion_tokens above max_tokens."""
@@ -155,7 +156,10 @@ def test_gateway_answers_with_llama_cpp(client: openai.OpenAI, engine: Engine) -
     choice = completion.choices[0]
     assert choice.message.role == "assistant" and choice.message.content
     assert choice.finish_reason == "length"
-    assert completion.usage is None  # see the module's docstring: the provider did not count
+    # Asked for whole upstream as well, so the engine's own counts come back (see the module's docstring; a
+    # cut inside a UTF-8 character may take up to three tokens more than max_tokens).
+    assert completion.usage is not None and completion.usage.prompt_tokens > 0
+    assert 5 <= completion.usage.completion_tokens <= 8
 
 
 @pytest.mark.django_db(transaction=True)
