@@ -168,9 +168,7 @@ async def completion_stream(
     `whole`: ask each model for its whole answer in one response rather than a stream (`Adapter.whole`); the
     events are the same, with all the text in one `Delta`."""
     started = time.monotonic()
-    answering, outcome, first_token = model.ref, "cancelled", False
-    labels = _labels(model.ref, model.provider.is_private)
-    call = observability.tracer().start_span("llm.completion", attributes={"llm.requested_model": model.ref})
+    seen = _Observed(requested=model.ref, labels=_labels(model.ref, model.provider.is_private))
     accounting = _Accounting(user=user, prompt_tokens=prompt_tokens_estimate(messages=messages))
     try:
         events = _completion_events(
@@ -187,21 +185,20 @@ async def completion_stream(
             async for event in stream:
                 match event:
                     case Delta():
-                        if not first_token:
-                            first_token = True
-                            observability.TIME_TO_FIRST_TOKEN.labels(*labels).observe(time.monotonic() - started)
+                        if seen.first_token is None:
+                            seen.first_token = time.monotonic() - started
                     case Start():
-                        answering = event.model
-                        labels = _labels(answering, event.private)
+                        seen.answering = event.model
+                        seen.labels = _labels(event.model, event.private)
                     case Fallback():
                         origin, target = (
                             (PRIVATE_LABEL, PRIVATE_LABEL) if event.private else (event.from_model, event.to_model)
                         )
-                        observability.FALLBACKS.labels(origin, target, observability.reason_label(event.code)).inc()
+                        seen.fallbacks.append((origin, target, observability.reason_label(event.code)))
                     case Done():
-                        outcome = "ok"
+                        seen.outcome = "ok"
                     case Error():
-                        outcome = observability.reason_label(event.code)
+                        seen.outcome = observability.reason_label(event.code)
                 yield event
     finally:
         if accounting.calls or accounting.admission.counted:
@@ -210,22 +207,52 @@ async def completion_stream(
             await deferred.now_or_after_response(
                 partial(usage_record, user=user, kind=kind, calls=accounting.calls, admission=accounting.admission)
             )
-        elapsed = time.monotonic() - started
-        observability.COMPLETIONS.labels(*labels, outcome).inc()
-        observability.COMPLETION_LATENCY.labels(*labels).observe(elapsed)
-        call.set_attribute("llm.model", answering)
-        call.set_attribute("llm.outcome", outcome)
-        call.end()
-        last_user = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+        seen.elapsed = time.monotonic() - started
+        seen.user_id = getattr(user, "pk", None)
+        seen.last_user = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+        # The metrics, the span and the log line say nothing the caller waits for: after the response when the
+        # server defers (the span keeps the call's own start and end times), else now.
+        deferred.call_after_response(seen.record)
+
+
+@dataclass
+class _Observed:
+    """What the metrics, the span and the log line say about one completion, gathered while it runs."""
+
+    requested: str
+    labels: tuple[str, str]
+    answering: str = ""
+    outcome: str = "cancelled"
+    first_token: float | None = None  # seconds from the start
+    fallbacks: list[tuple[str, str, str]] = field(default_factory=list)
+    elapsed: float = 0.0
+    user_id: int | None = None
+    last_user: str = ""
+    started_ns: int = field(default_factory=time.time_ns)
+
+    def record(self) -> None:
+        answering = self.answering or self.requested
+        if self.first_token is not None:
+            observability.TIME_TO_FIRST_TOKEN.labels(*self.labels).observe(self.first_token)
+        for origin, target, reason in self.fallbacks:
+            observability.FALLBACKS.labels(origin, target, reason).inc()
+        observability.COMPLETIONS.labels(*self.labels, self.outcome).inc()
+        observability.COMPLETION_LATENCY.labels(*self.labels).observe(self.elapsed)
+        call = observability.tracer().start_span(
+            "llm.completion",
+            attributes={"llm.requested_model": self.requested, "llm.model": answering, "llm.outcome": self.outcome},
+            start_time=self.started_ns,
+        )
+        call.end(end_time=self.started_ns + int(self.elapsed * 1e9))
         observability.log.info(
             "completion",
             trace_id=observability.trace_id_of(call),
-            user_id=getattr(user, "pk", None),
-            requested_model=model.ref,
+            user_id=self.user_id,
+            requested_model=self.requested,
             model=answering,
-            outcome=outcome,
-            latency_ms=int(elapsed * 1000),
-            **observability.prompt_fingerprint(last_user),
+            outcome=self.outcome,
+            latency_ms=int(self.elapsed * 1000),
+            **observability.prompt_fingerprint(self.last_user),
         )
 
 

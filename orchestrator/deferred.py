@@ -26,6 +26,20 @@ async def now_or_after_response(work: Work) -> None:
         pending.append(work)
 
 
+def call_after_response(fn: Callable[[], object]) -> None:
+    """`fn()` (quick, synchronous bookkeeping: metrics, a span, a log line) now, or (inside `collecting()`)
+    once the response is out, in order with the rest."""
+    pending = _pending.get()
+    if pending is None:
+        fn()
+        return
+
+    async def work() -> None:
+        fn()
+
+    pending.append(work)
+
+
 @contextmanager
 def collecting() -> Iterator[list[Work]]:
     pending: list[Work] = []

@@ -6,10 +6,14 @@ from unittest import mock
 
 import pytest
 from asgiref.sync import async_to_sync
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from completions import services
 from completions.services import _plan, _Ready, completion_collect
 from models_mgmt.services import Status
+from orchestrator import deferred, observability
 from tests.completions.conftest import Cloud, start_cloud
 
 pytestmark = pytest.mark.usefixtures("fast_timeouts")
@@ -40,3 +44,33 @@ def test_a_success_touches_the_database_only_to_forget_failures(openai: Cloud, a
         openai.model.failure_count = 2  # as a failed call before this one left it
         assert async_to_sync(completion_collect)(user=alice, model=openai.model, messages=HELLO).ok
         record.assert_called_once_with(model=openai.model)
+
+
+def test_the_span_metrics_and_log_line_wait_for_the_response_when_the_server_defers(
+    openai: Cloud, alice: object
+) -> None:
+    observability.setup_tracing()
+    exported = InMemorySpanExporter()
+    trace.get_tracer_provider().add_span_processor(SimpleSpanProcessor(exported))
+    completions = observability.COMPLETIONS.labels("openai", "gpt-4o-mini", "ok")
+
+    async def answer() -> tuple[int, float, int]:
+        with deferred.collecting() as later:
+            before = completions._value.get()
+            result = await completion_collect(user=alice, model=openai.model, messages=HELLO, whole=True)
+            assert result.ok
+            waiting = (len(exported.get_finished_spans()), completions._value.get() - before)
+            await deferred.run(later)
+        return *waiting, completions._value.get() - before
+
+    try:
+        spans_before, counted_before, counted_after = async_to_sync(answer)()
+    finally:
+        exported.shutdown()  # keeps nothing from the tests after this one (the provider is the process's)
+    # Nothing said before the response went out; all of it once it had.
+    assert (spans_before, counted_before, counted_after) == (0, 0, 1)
+    [span] = exported.get_finished_spans()
+    assert span.name == "llm.completion" and span.attributes["llm.outcome"] == "ok"
+    assert span.attributes["llm.model"] == span.attributes["llm.requested_model"] == "openai/gpt-4o-mini"
+    # The call's own times, not those of the bookkeeping after it.
+    assert 0 < span.end_time - span.start_time < 10**9
