@@ -2,7 +2,7 @@
 by more than the effect of one change) hits both alike: a server from each source tree on the same
 database and emulators, and N rounds of (direct, A, B) requests in rotating order.
 
-    python bench/compare.py --a /tmp/tree-before [--b .] [--n 2000] [--stream] [--path /v1/chat/completions]
+    python bench/compare.py --a /tmp/tree-before [--b .] [--n 2000] [--stream | --ttft] [--path /v1/chat/completions]
 
 Prints the median (and p95/p99) time each server adds over the direct request, the median of the paired
 differences B - A, and B's share of A's overhead. `--path /api/models` compares the listing instead
