@@ -202,7 +202,8 @@ def test_limits_are_kept_in_process_and_forgotten_when_a_budget_row_is_written(
 ) -> None:
     budget_set(actor=bob, username="alice", requests_per_minute=5, tokens_per_day=None, cost_per_month_usd=None)
     assert usage_services.limits_for(user_id=alice.pk)[0].requests_per_minute == 5
-    cache.clear()  # the shared cache as empty as another machine's: only this process still knows
+    # The limits gone from the shared cache (as on another machine's): only this process still knows them.
+    cache.delete_many([usage_services._user_key(alice.pk), usage_services.DEFAULT_KEY])
     with django_assert_num_queries(0):
         assert usage_services.limits_for(user_id=alice.pk)[0].requests_per_minute == 5
     # A write no signal announces (a queryset update, as from another process or a migration), with the
